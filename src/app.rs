@@ -1,0 +1,214 @@
+//! Wiring: builds the shared state, starts and tracks every task, and stops them in order.
+//!
+//! Shutdown order: stop accepting HTTP and finish in-flight requests; then no message can be
+//! queued any more, so the carrier drains its queue to the SMSC and unbinds; then background tasks
+//! end; the metrics listener stops last so the drain stays observable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::carrier::{self, CarrierHandle, CarrierStop};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::http::{self, AppState, extract::ApiKeys};
+use crate::notify;
+use crate::otp::{CodeMac, Entropy, MemoryStore, OsEntropy, OtpService};
+use crate::ratelimit::RateLimits;
+
+/// The sockets the daemon serves on, bound before `run` so tests can pass port 0 and read it back.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses named in `config`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let http = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let metrics = match config.server.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self { http, metrics })
+    }
+
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+}
+
+/// Time and randomness, injected.
+pub struct Deps {
+    pub clock: SharedClock,
+    pub entropy: Arc<dyn Entropy>,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(OsEntropy),
+        }
+    }
+}
+
+/// A started daemon: the carrier handle (for readiness) and the task that finishes on shutdown.
+pub struct Running {
+    pub carrier: CarrierHandle,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the daemon on `listeners`; it stops when `shutdown` is cancelled.
+pub fn start(
+    config: Config,
+    listeners: Listeners,
+    deps: Deps,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    let metrics = crate::metrics::install();
+    let tracker = TaskTracker::new();
+    let mac = CodeMac::new(config.otp.secret.expose().as_bytes())?;
+    let otp = OtpService::new(
+        Arc::new(MemoryStore::new(config.otp.max_pending)),
+        mac,
+        deps.entropy,
+        deps.clock,
+        config.otp.policy,
+    );
+    let limits = RateLimits::new(config.limits);
+    let stop = CarrierStop {
+        drain: CancellationToken::new(),
+        abort: CancellationToken::new(),
+    };
+    let carrier = carrier::spawn(config.carrier.clone(), stop.clone(), &tracker);
+    let state = AppState {
+        otp: otp.clone(),
+        limits: limits.clone(),
+        carrier: carrier.clone(),
+        api_keys: Arc::new(ApiKeys::new(&config.api_keys)),
+        template: Arc::new(config.otp.template.clone()),
+        metrics,
+        max_body_bytes: config.server.max_body_bytes,
+    };
+
+    spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {
+        otp.sweep();
+    });
+    spawn_every(
+        &tracker,
+        &shutdown,
+        config.limits_prune_interval,
+        move || {
+            limits.prune();
+        },
+    );
+
+    let metrics_stop = CancellationToken::new();
+    let metrics_server = listeners.metrics.map(|listener| {
+        let router = http::metrics_router(state.clone());
+        let stop = metrics_stop.clone();
+        tracker.spawn(async move {
+            if let Err(err) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                warn!(%err, "metrics server ended");
+            }
+        })
+    });
+    let router = http::router(state, metrics_server.is_none());
+    let http_shutdown = shutdown.clone();
+    let http_server = tracker.spawn(async move {
+        if let Err(err) = axum::serve(listeners.http, router)
+            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .await
+        {
+            warn!(%err, "HTTP server ended");
+        }
+    });
+    notify::ready();
+
+    let shutdown_timeout = config.server.shutdown_timeout;
+    let done = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        notify::stopping();
+        info!("shutting down: finishing HTTP requests");
+        let deadline = tokio::time::Instant::now() + shutdown_timeout;
+        if tokio::time::timeout_at(deadline, http_server)
+            .await
+            .is_err()
+        {
+            warn!("HTTP requests still running at the shutdown deadline");
+        }
+        info!("draining the SMS queue");
+        stop.drain.cancel();
+        tracker.close();
+        // Everything but the metrics server ends on its own once drained; past the deadline the
+        // carrier is told to stop where it is.
+        let drained = tokio::time::timeout_at(
+            deadline,
+            wait_for_all_but(&tracker, metrics_server.is_some()),
+        )
+        .await;
+        if drained.is_err() {
+            warn!("shutdown deadline reached; stopping the carrier with messages left");
+            stop.abort.cancel();
+        }
+        metrics_stop.cancel();
+        tracker.wait().await;
+        info!("stopped");
+    });
+    Ok(Running { carrier, done })
+}
+
+/// Waits until only the metrics server (if any) is left.
+async fn wait_for_all_but(tracker: &TaskTracker, metrics_running: bool) {
+    let keep = usize::from(metrics_running);
+    while tracker.len() > keep {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs `work` every `period` until `shutdown`.
+fn spawn_every(
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    period: Duration,
+    work: impl Fn() + Send + 'static,
+) {
+    let shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => work(),
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    });
+}
+
+/// Starts the daemon and waits until it has stopped.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    deps: Deps,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let running = start(config, listeners, deps, shutdown)?;
+    running.done.await.context("shutdown task failed")
+}

@@ -1,0 +1,84 @@
+//! Delivery to the SMSC: a bounded queue in front of one SMPP transceiver session.
+
+mod backoff;
+mod pdu;
+mod session;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::CarrierConfig;
+use crate::metrics as m;
+use crate::phone::PhoneNumber;
+
+pub use pdu::{bind_transceiver, submit_sm};
+
+/// One SMS waiting for the carrier. Its text carries a code: never log it.
+pub struct OutboundSms {
+    pub to: PhoneNumber,
+    pub text: String,
+    /// After this the code has expired and sending it is pointless.
+    pub deadline: Instant,
+}
+
+/// The carrier's queue is full; the caller should shed load.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the SMS queue for the carrier is full")]
+pub struct QueueFull;
+
+/// Cheap-to-clone handle through which the rest of the daemon reaches the session task.
+#[derive(Clone)]
+pub struct CarrierHandle {
+    name: Arc<str>,
+    queue: mpsc::Sender<OutboundSms>,
+    bound: watch::Receiver<bool>,
+}
+
+impl CarrierHandle {
+    /// Queues `sms` without waiting.
+    pub fn try_enqueue(&self, sms: OutboundSms) -> Result<(), QueueFull> {
+        self.queue.try_send(sms).map_err(|_| QueueFull)?;
+        metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => self.name.to_string())
+            .increment(1.0);
+        Ok(())
+    }
+
+    /// Whether a session is bound right now.
+    pub fn is_bound(&self) -> bool {
+        *self.bound.borrow()
+    }
+
+    /// A receiver that sees every change of the bound state.
+    pub fn bound_watch(&self) -> watch::Receiver<bool> {
+        self.bound.clone()
+    }
+}
+
+/// Signals that end the carrier task, in shutdown order.
+#[derive(Clone)]
+pub struct CarrierStop {
+    /// No more messages will be queued: send what is queued, unbind, finish.
+    pub drain: CancellationToken,
+    /// Stop now, whatever is left (the drain took too long).
+    pub abort: CancellationToken,
+}
+
+/// Starts the session task on `tracker` and returns the handle to it.
+pub fn spawn(config: CarrierConfig, stop: CarrierStop, tracker: &TaskTracker) -> CarrierHandle {
+    let (queue, receiver) = mpsc::channel(config.queue_capacity);
+    let (bound_tx, bound) = watch::channel(false);
+    let name: Arc<str> = Arc::from(config.name.as_str());
+    metrics::gauge!(m::SMPP_SESSIONS_BOUND, m::LABEL_CARRIER => config.name.clone()).set(0.0);
+    metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => config.name.clone()).set(0.0);
+    for result in ["ok", "expired", "timeout"] {
+        metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => config.name.clone(), m::LABEL_RESULT => result)
+            .increment(0);
+    }
+    let carrier = session::Carrier::new(config, receiver, bound_tx, stop);
+    tracker.spawn(carrier.run());
+    CarrierHandle { name, queue, bound }
+}

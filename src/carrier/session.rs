@@ -1,0 +1,578 @@
+//! The SMPP transceiver session: one task owns the socket, binds, writes submit_sm within a window,
+//! matches responses by sequence_number, keeps the link alive, reconnects, and unbinds on drain.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rusmpp::pdus::DeliverSmResp;
+use rusmpp::{Command, CommandId, CommandStatus, Pdu};
+use smpp_wire::status::status_name;
+use smpp_wire::{Frame, FrameCodec};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::Framed;
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::pdu;
+use super::{CarrierStop, OutboundSms};
+use crate::config::CarrierConfig;
+use crate::metrics as m;
+
+type Link = Framed<TcpStream, FrameCodec>;
+
+/// Why a bound session ended.
+enum SessionEnd {
+    /// Queue drained and unbound: the task is done.
+    Drained,
+    /// Told to stop before the queue drained.
+    Aborted,
+    /// The link failed; reconnect.
+    Lost(String),
+}
+
+/// Why a connect or bind attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum BindError {
+    #[error("connect failed: {0}")]
+    Connect(std::io::Error),
+    #[error("connect timed out")]
+    ConnectTimeout,
+    #[error("bind rejected with {0}")]
+    Rejected(String),
+    #[error("no bind response in time")]
+    BindTimeout,
+    #[error("link closed during bind")]
+    Closed,
+    #[error("link error during bind: {0}")]
+    Link(String),
+    #[error(transparent)]
+    Config(#[from] pdu::PduError),
+}
+
+/// A submit_sm written and not yet answered.
+struct InFlight {
+    sms: OutboundSms,
+    written_at: Instant,
+}
+
+/// Allocates sequence_numbers: 1..=0x7FFF_FFFF, wrapping, as SMPP 3.4 section 3.2 allows.
+struct Sequence(u32);
+
+impl Sequence {
+    fn next(&mut self) -> u32 {
+        self.0 = if self.0 >= 0x7FFF_FFFF { 1 } else { self.0 + 1 };
+        self.0
+    }
+}
+
+/// Throttling responses that mean "later", not "never".
+fn is_temporary(status: CommandStatus) -> bool {
+    matches!(
+        status,
+        CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful
+    )
+}
+
+/// How long a session pauses writes after the SMSC says it is throttled or full.
+const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+
+pub(super) struct Carrier {
+    config: CarrierConfig,
+    queue: mpsc::Receiver<OutboundSms>,
+    /// Messages taken from the queue that must go first: in flight when a link dropped, or
+    /// refused as throttled. At-least-once: a message may reach the SMSC twice, never zero times.
+    retry: VecDeque<OutboundSms>,
+    queue_done: bool,
+    bound: watch::Sender<bool>,
+    stop: CarrierStop,
+}
+
+impl Carrier {
+    pub(super) fn new(
+        config: CarrierConfig,
+        queue: mpsc::Receiver<OutboundSms>,
+        bound: watch::Sender<bool>,
+        stop: CarrierStop,
+    ) -> Self {
+        Self {
+            config,
+            queue,
+            retry: VecDeque::new(),
+            queue_done: false,
+            bound,
+            stop,
+        }
+    }
+
+    fn carrier(&self) -> String {
+        self.config.name.clone()
+    }
+
+    fn nothing_left(&self) -> bool {
+        self.retry.is_empty()
+            && (self.queue_done || (self.queue.is_closed() && self.queue.is_empty()))
+    }
+
+    fn set_bound(&self, bound: bool) {
+        self.bound.send_replace(bound);
+        metrics::gauge!(m::SMPP_SESSIONS_BOUND, m::LABEL_CARRIER => self.carrier()).set(if bound {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
+    fn record(&self, result: &str) {
+        metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => self.carrier(), m::LABEL_RESULT => result.to_owned())
+            .increment(1);
+    }
+
+    /// Runs until drained or aborted: connect, bind, serve, and on failure back off and retry.
+    pub(super) async fn run(mut self) {
+        let mut backoff = Backoff::new(self.config.reconnect_initial, self.config.reconnect_max);
+        loop {
+            if self.stop.drain.is_cancelled() {
+                self.queue.close();
+            }
+            if self.stop.abort.is_cancelled()
+                || (self.stop.drain.is_cancelled() && self.nothing_left())
+            {
+                break;
+            }
+            match self.connect_and_bind().await {
+                Ok(link) => {
+                    backoff.reset();
+                    info!(carrier = %self.config.name, host = %self.config.host, port = self.config.port, "SMPP session bound");
+                    self.set_bound(true);
+                    let end = self.serve(link).await;
+                    self.set_bound(false);
+                    match end {
+                        SessionEnd::Drained => {
+                            info!(carrier = %self.config.name, "queue drained, session unbound");
+                            break;
+                        }
+                        SessionEnd::Aborted => break,
+                        SessionEnd::Lost(reason) => {
+                            warn!(carrier = %self.config.name, %reason, requeued = self.retry.len(), "SMPP session lost")
+                        }
+                    }
+                }
+                Err(err) => {
+                    metrics::counter!(m::SMPP_BIND_FAILURES_TOTAL, m::LABEL_CARRIER => self.carrier()).increment(1);
+                    warn!(carrier = %self.config.name, %err, "SMPP connect or bind failed");
+                }
+            }
+            let delay = backoff.next_delay(jitter_seed());
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.abort.cancelled() => break,
+                _ = self.stop.drain.cancelled(), if !self.queue.is_closed() => {}
+            }
+        }
+        let left = self.retry.len() + self.queue.len();
+        if left > 0 {
+            warn!(carrier = %self.config.name, messages = left, "carrier stopped with messages unsent");
+        }
+    }
+
+    async fn connect_and_bind(&mut self) -> Result<Link, BindError> {
+        let address = (self.config.host.as_str(), self.config.port);
+        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| BindError::ConnectTimeout)?
+            .map_err(BindError::Connect)?;
+        // Without TCP_NODELAY small PDUs wait ~40 ms on Nagle + delayed ACK.
+        stream.set_nodelay(true).map_err(BindError::Connect)?;
+        let mut link = Framed::new(stream, FrameCodec::new(self.config.max_pdu_length));
+        let bind = Command::new(
+            CommandStatus::EsmeRok,
+            1,
+            pdu::bind_transceiver(&self.config)?,
+        );
+        link.send(&bind)
+            .await
+            .map_err(|err| BindError::Link(err.to_string()))?;
+        let answer = async {
+            loop {
+                match link.next().await {
+                    None => return Err(BindError::Closed),
+                    Some(Err(err)) => return Err(BindError::Link(err.to_string())),
+                    Some(Ok(Frame::Command(command))) => match command.id() {
+                        CommandId::BindTransceiverResp | CommandId::GenericNack
+                            if command.sequence_number() == 1 =>
+                        {
+                            return if command.status() == CommandStatus::EsmeRok {
+                                Ok(())
+                            } else {
+                                Err(BindError::Rejected(status_name(command.status())))
+                            };
+                        }
+                        // An SMSC may probe before answering; keep the link polite.
+                        CommandId::EnquireLink => {
+                            let resp = Command::new(
+                                CommandStatus::EsmeRok,
+                                command.sequence_number(),
+                                Pdu::EnquireLinkResp,
+                            );
+                            link.send(&resp)
+                                .await
+                                .map_err(|err| BindError::Link(err.to_string()))?;
+                        }
+                        _ => {
+                            debug!(carrier = %self.config.name, id = ?command.id(), "PDU ignored while binding")
+                        }
+                    },
+                    Some(Ok(Frame::Malformed { .. })) => {
+                        return Err(BindError::Link("malformed bind response".into()));
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(self.config.bind_timeout, answer)
+            .await
+            .map_err(|_| BindError::BindTimeout)??;
+        Ok(link)
+    }
+
+    /// Takes the next message to write: retries first, then the queue without waiting.
+    fn next_ready(&mut self) -> Option<OutboundSms> {
+        if let Some(sms) = self.retry.pop_front() {
+            return Some(sms);
+        }
+        if self.queue_done {
+            return None;
+        }
+        match self.queue.try_recv() {
+            Ok(sms) => {
+                self.dequeued();
+                Some(sms)
+            }
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                self.queue_done = true;
+                None
+            }
+        }
+    }
+
+    fn dequeued(&self) {
+        metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => self.carrier()).decrement(1.0);
+    }
+
+    /// Feeds one submit_sm into the link buffer (no flush). A message past its deadline or not
+    /// encodable is dropped and counted; an error means the link failed (the message is kept).
+    async fn feed_submit(
+        &mut self,
+        link: &mut Link,
+        sequence: &mut Sequence,
+        in_flight: &mut HashMap<u32, InFlight>,
+        sms: OutboundSms,
+    ) -> Result<(), String> {
+        let now = Instant::now();
+        if now >= sms.deadline {
+            self.record("expired");
+            debug!(carrier = %self.config.name, to = %sms.to.masked(), "code expired before it could be sent");
+            return Ok(());
+        }
+        let body = match pdu::submit_sm(&self.config, &sms) {
+            Ok(body) => body,
+            Err(err) => {
+                self.record("invalid");
+                warn!(carrier = %self.config.name, to = %sms.to.masked(), %err, "message cannot be encoded");
+                return Ok(());
+            }
+        };
+        let seq = sequence.next();
+        let command = Command::new(CommandStatus::EsmeRok, seq, body);
+        if let Err(err) = link.feed(&command).await {
+            self.retry.push_front(sms);
+            return Err(err.to_string());
+        }
+        in_flight.insert(
+            seq,
+            InFlight {
+                sms,
+                written_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// Serves a bound link until it ends.
+    async fn serve(&mut self, mut link: Link) -> SessionEnd {
+        let mut sequence = Sequence(1);
+        let mut in_flight: HashMap<u32, InFlight> = HashMap::new();
+        let mut enquire_outstanding: Option<(u32, Instant)> = None;
+        let mut last_read = Instant::now();
+        let mut paused_until: Option<Instant> = None;
+        let tick_every = (self
+            .config
+            .enquire_link_interval
+            .min(self.config.response_timeout)
+            / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut ticker = tokio::time::interval(tick_every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let window = self.config.window;
+
+        let end = loop {
+            if self.stop.drain.is_cancelled() && !self.queue.is_closed() {
+                self.queue.close();
+            }
+            // Fill the window from what is ready, then flush once: one syscall for a batch.
+            let writable = paused_until.is_none_or(|until| Instant::now() >= until);
+            if writable {
+                paused_until = None;
+                let mut fed = false;
+                let mut failure = None;
+                while in_flight.len() < window {
+                    let Some(sms) = self.next_ready() else { break };
+                    if let Err(err) = self
+                        .feed_submit(&mut link, &mut sequence, &mut in_flight, sms)
+                        .await
+                    {
+                        failure = Some(err);
+                        break;
+                    }
+                    fed = true;
+                }
+                if let Some(err) = failure {
+                    break SessionEnd::Lost(format!("write failed: {err}"));
+                }
+                if fed {
+                    if let Err(err) = link.flush().await {
+                        break SessionEnd::Lost(format!("write failed: {err}"));
+                    }
+                }
+            }
+            if self.stop.drain.is_cancelled() && in_flight.is_empty() && self.nothing_left() {
+                self.unbind(&mut link, &mut sequence).await;
+                break SessionEnd::Drained;
+            }
+
+            let can_take = writable && in_flight.len() < window && !self.queue_done;
+            tokio::select! {
+                frame = link.next() => {
+                    last_read = Instant::now();
+                    match frame {
+                        None => break SessionEnd::Lost("connection closed by the SMSC".into()),
+                        Some(Err(err)) => break SessionEnd::Lost(format!("read failed: {err}")),
+                        Some(Ok(Frame::Malformed { command_id, sequence_number, nack_status, error })) => {
+                            warn!(carrier = %self.config.name, ?command_id, %error, "malformed PDU from the SMSC answered with generic_nack");
+                            let nack = Command::new(nack_status, sequence_number, Pdu::GenericNack);
+                            if let Err(err) = link.send(&nack).await {
+                                break SessionEnd::Lost(format!("write failed: {err}"));
+                            }
+                        }
+                        Some(Ok(Frame::Command(command))) => {
+                            match self.on_command(command, &mut link, &mut in_flight, &mut enquire_outstanding, &mut paused_until).await {
+                                Ok(()) => {}
+                                Err(reason) => break SessionEnd::Lost(reason),
+                            }
+                        }
+                    }
+                }
+                sms = self.queue.recv(), if can_take => match sms {
+                    Some(sms) => {
+                        self.dequeued();
+                        if let Err(err) = self.feed_submit(&mut link, &mut sequence, &mut in_flight, sms).await {
+                            break SessionEnd::Lost(format!("write failed: {err}"));
+                        }
+                        // The loop head fills the rest of the window and flushes.
+                        if let Err(err) = link.flush().await {
+                            break SessionEnd::Lost(format!("write failed: {err}"));
+                        }
+                    }
+                    None => self.queue_done = true,
+                },
+                _ = ticker.tick() => {
+                    let now = Instant::now();
+                    self.expire_responses(&mut in_flight, now);
+                    if let Some((_, sent)) = enquire_outstanding {
+                        if now.duration_since(sent) >= self.config.response_timeout {
+                            break SessionEnd::Lost("enquire_link unanswered".into());
+                        }
+                    } else if now.duration_since(last_read) >= self.config.enquire_link_interval {
+                        let seq = sequence.next();
+                        if let Err(err) = link.send(&Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await {
+                            break SessionEnd::Lost(format!("write failed: {err}"));
+                        }
+                        enquire_outstanding = Some((seq, now));
+                    }
+                }
+                _ = self.stop.drain.cancelled(), if !self.queue.is_closed() => {}
+                _ = self.stop.abort.cancelled() => break SessionEnd::Aborted,
+            }
+        };
+        // Whatever was written and not answered goes first on the next link.
+        let mut unanswered: Vec<(u32, InFlight)> = in_flight.drain().collect();
+        unanswered.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        for (_, flight) in unanswered {
+            self.retry.push_front(flight.sms);
+        }
+        end
+    }
+
+    /// Answers or matches one PDU from the SMSC. An error ends the session.
+    async fn on_command(
+        &mut self,
+        command: Command,
+        link: &mut Link,
+        in_flight: &mut HashMap<u32, InFlight>,
+        enquire_outstanding: &mut Option<(u32, Instant)>,
+        paused_until: &mut Option<Instant>,
+    ) -> Result<(), String> {
+        let seq = command.sequence_number();
+        let reply = match command.id() {
+            CommandId::SubmitSmResp | CommandId::GenericNack => {
+                match in_flight.remove(&seq) {
+                    Some(flight) => self.on_submit_result(flight, command.status(), paused_until),
+                    None => {
+                        debug!(carrier = %self.config.name, seq, "response to no outstanding request")
+                    }
+                }
+                None
+            }
+            CommandId::EnquireLinkResp => {
+                if enquire_outstanding.is_some_and(|(expected, _)| expected == seq) {
+                    *enquire_outstanding = None;
+                }
+                None
+            }
+            CommandId::EnquireLink => Some(Command::new(
+                CommandStatus::EsmeRok,
+                seq,
+                Pdu::EnquireLinkResp,
+            )),
+            // Receipts and MO messages are acknowledged; receipt tracking is the carrier-grade
+            // client's job (a later issue).
+            CommandId::DeliverSm => Some(Command::new(
+                CommandStatus::EsmeRok,
+                seq,
+                DeliverSmResp::default(),
+            )),
+            CommandId::Unbind => {
+                let resp = Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp);
+                let _ = link.send(&resp).await;
+                return Err("the SMSC unbound".into());
+            }
+            CommandId::UnbindResp | CommandId::BindTransceiverResp => None,
+            id if u32::from(id) & 0x8000_0000 != 0 => {
+                debug!(carrier = %self.config.name, ?id, "unexpected response ignored");
+                None
+            }
+            id => {
+                debug!(carrier = %self.config.name, ?id, "unsupported request answered with generic_nack");
+                Some(Command::new(
+                    CommandStatus::EsmeRinvcmdid,
+                    seq,
+                    Pdu::GenericNack,
+                ))
+            }
+        };
+        if let Some(reply) = reply {
+            link.send(&reply)
+                .await
+                .map_err(|err| format!("write failed: {err}"))?;
+        }
+        Ok(())
+    }
+
+    fn on_submit_result(
+        &mut self,
+        flight: InFlight,
+        status: CommandStatus,
+        paused_until: &mut Option<Instant>,
+    ) {
+        let elapsed = flight.written_at.elapsed();
+        metrics::histogram!(m::SMS_SUBMIT_DURATION_SECONDS, m::LABEL_CARRIER => self.carrier())
+            .record(elapsed.as_secs_f64());
+        if status == CommandStatus::EsmeRok {
+            self.record("ok");
+            return;
+        }
+        let name = status_name(status);
+        if is_temporary(status) {
+            // Resend the same message after a pause; it keeps its place before newer ones.
+            debug!(carrier = %self.config.name, status = %name, "SMSC asked to slow down");
+            *paused_until = Some(Instant::now() + THROTTLE_PAUSE);
+            self.retry.push_front(flight.sms);
+        } else {
+            warn!(carrier = %self.config.name, to = %flight.sms.to.masked(), status = %name, "submit_sm refused");
+        }
+        self.record(&name);
+    }
+
+    fn expire_responses(&mut self, in_flight: &mut HashMap<u32, InFlight>, now: Instant) {
+        let timeout = self.config.response_timeout;
+        let expired: Vec<u32> = in_flight
+            .iter()
+            .filter(|(_, flight)| now.duration_since(flight.written_at) >= timeout)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in expired {
+            if let Some(flight) = in_flight.remove(&seq) {
+                self.record("timeout");
+                // No answer is not a refusal: try again while the code is still valid.
+                if now < flight.sms.deadline {
+                    self.retry.push_back(flight.sms);
+                }
+            }
+        }
+    }
+
+    async fn unbind(&mut self, link: &mut Link, sequence: &mut Sequence) {
+        let seq = sequence.next();
+        if link
+            .send(&Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let wait = async {
+            while let Some(Ok(frame)) = link.next().await {
+                if let Frame::Command(command) = frame {
+                    if command.id() == CommandId::UnbindResp && command.sequence_number() == seq {
+                        return;
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout(self.config.unbind_timeout, wait)
+            .await
+            .is_err()
+        {
+            debug!(carrier = %self.config.name, "no unbind_resp in time; closing anyway");
+        }
+    }
+}
+
+/// A random number for backoff jitter; a failure of the OS RNG only costs jitter.
+fn jitter_seed() -> u32 {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes)
+        .map(|()| u32::from_le_bytes(bytes))
+        .unwrap_or(u32::MAX / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_wrap_within_the_spec_range() {
+        let mut sequence = Sequence(0x7FFF_FFFE);
+        assert_eq!(sequence.next(), 0x7FFF_FFFF);
+        assert_eq!(sequence.next(), 1);
+    }
+
+    #[test]
+    fn throttling_is_temporary_and_other_errors_are_not() {
+        assert!(is_temporary(CommandStatus::EsmeRthrottled));
+        assert!(is_temporary(CommandStatus::EsmeRmsgqful));
+        assert!(!is_temporary(CommandStatus::EsmeRinvdstadr));
+    }
+}

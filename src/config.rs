@@ -1,0 +1,722 @@
+//! Configuration: the TOML file model (serde, unknown fields refused) and the validated `Config`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::otp::{Policy, code, mac::MIN_SECRET_BYTES};
+use crate::ratelimit::{LimitsConfig, Rate};
+use crate::template::{Template, TemplateError};
+
+/// Why a configuration cannot be used; the text names the file and the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}: {setting}: {message}")]
+    Invalid {
+        path: PathBuf,
+        setting: &'static str,
+        message: String,
+    },
+}
+
+/// A secret value whose Debug output never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+/// The validated configuration the daemon runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub api_keys: Vec<Secret>,
+    pub otp: OtpConfig,
+    pub limits: LimitsConfig,
+    pub limits_prune_interval: Duration,
+    pub carrier: CarrierConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct OtpConfig {
+    pub policy: Policy,
+    pub secret: Secret,
+    pub max_pending: usize,
+    pub sweep_interval: Duration,
+    pub template: Template,
+}
+
+/// SMPP interface_version to bind with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum InterfaceVersion {
+    #[serde(rename = "3.4")]
+    V34,
+    #[serde(rename = "5.0")]
+    V50,
+}
+
+#[derive(Debug, Clone)]
+pub struct CarrierConfig {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub system_id: String,
+    pub password: Secret,
+    pub system_type: String,
+    pub interface_version: InterfaceVersion,
+    pub source_addr: String,
+    pub source_addr_ton: u8,
+    pub source_addr_npi: u8,
+    pub registered_delivery: u8,
+    pub window: usize,
+    pub queue_capacity: usize,
+    pub connect_timeout: Duration,
+    pub bind_timeout: Duration,
+    pub response_timeout: Duration,
+    pub enquire_link_interval: Duration,
+    pub unbind_timeout: Duration,
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+    pub max_pdu_length: usize,
+}
+
+// ---- the file model -------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    server: FileServer,
+    api: FileApi,
+    otp: FileOtp,
+    #[serde(default)]
+    limits: FileLimits,
+    carrier: FileCarrier,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+    #[serde(default = "defaults::max_body_bytes")]
+    max_body_bytes: usize,
+    #[serde(default = "defaults::shutdown_timeout_seconds")]
+    shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileApi {
+    #[serde(default)]
+    keys: Vec<String>,
+    keys_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOtp {
+    #[serde(default = "defaults::code_length")]
+    code_length: u8,
+    #[serde(default = "defaults::ttl_seconds")]
+    ttl_seconds: u64,
+    #[serde(default = "defaults::max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "defaults::max_pending")]
+    max_pending: usize,
+    #[serde(default = "defaults::sweep_interval_seconds")]
+    sweep_interval_seconds: u64,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    #[serde(default = "defaults::sms_template")]
+    sms_template: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    #[serde(default = "defaults::send_burst")]
+    send_burst: u32,
+    #[serde(default = "defaults::send_period_seconds")]
+    send_period_seconds: u64,
+    #[serde(default = "defaults::verify_burst")]
+    verify_burst: u32,
+    #[serde(default = "defaults::verify_period_seconds")]
+    verify_period_seconds: u64,
+    #[serde(default = "defaults::global_sends_per_second")]
+    global_sends_per_second: u32,
+    #[serde(default = "defaults::prune_interval_seconds")]
+    prune_interval_seconds: u64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        Self {
+            send_burst: defaults::send_burst(),
+            send_period_seconds: defaults::send_period_seconds(),
+            verify_burst: defaults::verify_burst(),
+            verify_period_seconds: defaults::verify_period_seconds(),
+            global_sends_per_second: defaults::global_sends_per_second(),
+            prune_interval_seconds: defaults::prune_interval_seconds(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCarrier {
+    name: String,
+    host: String,
+    port: u16,
+    system_id: String,
+    password: Option<String>,
+    password_env: Option<String>,
+    #[serde(default)]
+    system_type: String,
+    #[serde(default = "defaults::interface_version")]
+    interface_version: InterfaceVersion,
+    source_addr: String,
+    #[serde(default = "defaults::source_addr_ton")]
+    source_addr_ton: u8,
+    #[serde(default)]
+    source_addr_npi: u8,
+    #[serde(default)]
+    registered_delivery: u8,
+    #[serde(default = "defaults::window")]
+    window: usize,
+    #[serde(default = "defaults::queue_capacity")]
+    queue_capacity: usize,
+    #[serde(default = "defaults::connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    #[serde(default = "defaults::bind_timeout_ms")]
+    bind_timeout_ms: u64,
+    #[serde(default = "defaults::response_timeout_ms")]
+    response_timeout_ms: u64,
+    #[serde(default = "defaults::enquire_link_interval_ms")]
+    enquire_link_interval_ms: u64,
+    #[serde(default = "defaults::unbind_timeout_ms")]
+    unbind_timeout_ms: u64,
+    #[serde(default = "defaults::reconnect_initial_ms")]
+    reconnect_initial_ms: u64,
+    #[serde(default = "defaults::reconnect_max_ms")]
+    reconnect_max_ms: u64,
+    #[serde(default = "defaults::max_pdu_length")]
+    max_pdu_length: usize,
+}
+
+mod defaults {
+    use super::InterfaceVersion;
+    pub fn max_body_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn shutdown_timeout_seconds() -> u64 {
+        10
+    }
+    pub fn code_length() -> u8 {
+        6
+    }
+    pub fn ttl_seconds() -> u64 {
+        300
+    }
+    pub fn max_attempts() -> u32 {
+        5
+    }
+    pub fn max_pending() -> usize {
+        1_000_000
+    }
+    pub fn sweep_interval_seconds() -> u64 {
+        10
+    }
+    pub fn sms_template() -> String {
+        "Your verification code is {code}. It expires in {minutes} minutes.".to_owned()
+    }
+    pub fn send_burst() -> u32 {
+        3
+    }
+    pub fn send_period_seconds() -> u64 {
+        60
+    }
+    pub fn verify_burst() -> u32 {
+        10
+    }
+    pub fn verify_period_seconds() -> u64 {
+        10
+    }
+    pub fn global_sends_per_second() -> u32 {
+        1000
+    }
+    pub fn prune_interval_seconds() -> u64 {
+        60
+    }
+    pub fn interface_version() -> InterfaceVersion {
+        InterfaceVersion::V34
+    }
+    pub fn source_addr_ton() -> u8 {
+        5
+    }
+    pub fn window() -> usize {
+        10
+    }
+    pub fn queue_capacity() -> usize {
+        10_000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn bind_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn response_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn enquire_link_interval_ms() -> u64 {
+        30_000
+    }
+    pub fn unbind_timeout_ms() -> u64 {
+        2_000
+    }
+    pub fn reconnect_initial_ms() -> u64 {
+        250
+    }
+    pub fn reconnect_max_ms() -> u64 {
+        30_000
+    }
+    pub fn max_pdu_length() -> usize {
+        65_536
+    }
+}
+
+// ---- validation -----------------------------------------------------------------------------
+
+impl Config {
+    /// Reads and validates `path`; relative paths inside resolve against the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Validates TOML `text` as if read from `path` (which names errors and anchors relative paths).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        Validator::new(path).config(file)
+    }
+}
+
+struct Validator {
+    path: PathBuf,
+    base: PathBuf,
+}
+
+impl Validator {
+    fn new(path: &Path) -> Self {
+        let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        Self {
+            path: path.to_owned(),
+            base,
+        }
+    }
+
+    fn invalid(&self, setting: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            setting,
+            message: message.into(),
+        }
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    fn read(&self, setting: &'static str, path: &Path) -> Result<String, ConfigError> {
+        let full = self.resolve(path);
+        std::fs::read_to_string(&full)
+            .map_err(|err| self.invalid(setting, format!("cannot read {}: {err}", full.display())))
+    }
+
+    fn env(&self, setting: &'static str, name: &str) -> Result<String, ConfigError> {
+        std::env::var(name)
+            .map_err(|_| self.invalid(setting, format!("environment variable {name} is not set")))
+    }
+
+    fn positive(&self, setting: &'static str, value: u64) -> Result<u64, ConfigError> {
+        if value == 0 {
+            Err(self.invalid(setting, "must be greater than 0"))
+        } else {
+            Ok(value)
+        }
+    }
+
+    fn non_zero(&self, setting: &'static str, value: u32) -> Result<NonZeroU32, ConfigError> {
+        NonZeroU32::new(value).ok_or_else(|| self.invalid(setting, "must be greater than 0"))
+    }
+
+    fn config(&self, file: FileConfig) -> Result<Config, ConfigError> {
+        Ok(Config {
+            server: self.server(file.server)?,
+            api_keys: self.api_keys(file.api)?,
+            otp: self.otp(file.otp)?,
+            limits: self.limits(&file.limits)?,
+            limits_prune_interval: Duration::from_secs(self.positive(
+                "limits.prune_interval_seconds",
+                file.limits.prune_interval_seconds,
+            )?),
+            carrier: self.carrier(file.carrier)?,
+        })
+    }
+
+    fn server(&self, server: FileServer) -> Result<ServerConfig, ConfigError> {
+        if server.max_body_bytes < 256 {
+            return Err(self.invalid("server.max_body_bytes", "must be at least 256"));
+        }
+        Ok(ServerConfig {
+            listen: server.listen,
+            metrics_listen: server.metrics_listen,
+            max_body_bytes: server.max_body_bytes,
+            shutdown_timeout: Duration::from_secs(self.positive(
+                "server.shutdown_timeout_seconds",
+                server.shutdown_timeout_seconds,
+            )?),
+        })
+    }
+
+    fn api_keys(&self, api: FileApi) -> Result<Vec<Secret>, ConfigError> {
+        let mut keys = api.keys;
+        if let Some(path) = &api.keys_file {
+            let text = self.read("api.keys_file", path)?;
+            keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        if keys.is_empty() {
+            return Err(self.invalid(
+                "api.keys",
+                "at least one API key is required (keys or keys_file)",
+            ));
+        }
+        if let Some(bad) = keys
+            .iter()
+            .position(|k| k.len() < 8 || !k.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(self.invalid(
+                "api.keys",
+                format!(
+                    "key #{} must be at least 8 printable ASCII characters without spaces",
+                    bad + 1
+                ),
+            ));
+        }
+        Ok(keys.into_iter().map(Secret).collect())
+    }
+
+    fn otp(&self, otp: FileOtp) -> Result<OtpConfig, ConfigError> {
+        if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&otp.code_length) {
+            return Err(self.invalid(
+                "otp.code_length",
+                format!(
+                    "must be between {} and {}",
+                    code::MIN_LENGTH,
+                    code::MAX_LENGTH
+                ),
+            ));
+        }
+        let ttl = Duration::from_secs(self.positive("otp.ttl_seconds", otp.ttl_seconds)?);
+        let max_attempts = self.non_zero("otp.max_attempts", otp.max_attempts)?.get();
+        if otp.max_pending == 0 {
+            return Err(self.invalid("otp.max_pending", "must be greater than 0"));
+        }
+        let secret = match (&otp.secret_file, &otp.secret_env) {
+            (Some(path), None) => self
+                .read("otp.secret_file", path)?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            (None, Some(name)) => self.env("otp.secret_env", name)?,
+            _ => return Err(self.invalid("otp", "set exactly one of secret_file and secret_env")),
+        };
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(self.invalid(
+                "otp.secret",
+                format!(
+                    "the secret has {} bytes; at least {MIN_SECRET_BYTES} are required",
+                    secret.len()
+                ),
+            ));
+        }
+        let template = Template::parse(&otp.sms_template, otp.code_length)
+            .map_err(|err: TemplateError| self.invalid("otp.sms_template", err.to_string()))?;
+        Ok(OtpConfig {
+            policy: Policy {
+                code_length: otp.code_length,
+                ttl,
+                max_attempts,
+            },
+            secret: Secret(secret),
+            max_pending: otp.max_pending,
+            sweep_interval: Duration::from_secs(
+                self.positive("otp.sweep_interval_seconds", otp.sweep_interval_seconds)?,
+            ),
+            template,
+        })
+    }
+
+    fn limits(&self, limits: &FileLimits) -> Result<LimitsConfig, ConfigError> {
+        Ok(LimitsConfig {
+            send: Rate {
+                burst: self.non_zero("limits.send_burst", limits.send_burst)?,
+                period: Duration::from_secs(
+                    self.positive("limits.send_period_seconds", limits.send_period_seconds)?,
+                ),
+            },
+            verify: Rate {
+                burst: self.non_zero("limits.verify_burst", limits.verify_burst)?,
+                period: Duration::from_secs(
+                    self.positive("limits.verify_period_seconds", limits.verify_period_seconds)?,
+                ),
+            },
+            global_sends_per_second: self.non_zero(
+                "limits.global_sends_per_second",
+                limits.global_sends_per_second,
+            )?,
+        })
+    }
+
+    fn smpp_string(
+        &self,
+        setting: &'static str,
+        value: &str,
+        max: usize,
+    ) -> Result<(), ConfigError> {
+        if value.len() > max || !value.is_ascii() || value.contains('\0') {
+            return Err(self.invalid(
+                setting,
+                format!("must be ASCII of at most {max} characters (SMPP limit)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn carrier(&self, carrier: FileCarrier) -> Result<CarrierConfig, ConfigError> {
+        if carrier.name.is_empty()
+            || !carrier
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(self.invalid(
+                "carrier.name",
+                "must be non-empty letters, digits, '-' or '_'",
+            ));
+        }
+        if carrier.host.is_empty() {
+            return Err(self.invalid("carrier.host", "must not be empty"));
+        }
+        self.smpp_string("carrier.system_id", &carrier.system_id, 15)?;
+        self.smpp_string("carrier.system_type", &carrier.system_type, 12)?;
+        let password = match (carrier.password, &carrier.password_env) {
+            (Some(password), None) => password,
+            (None, Some(name)) => self.env("carrier.password_env", name)?,
+            _ => {
+                return Err(self.invalid("carrier", "set exactly one of password and password_env"));
+            }
+        };
+        self.smpp_string("carrier.password", &password, 8)?;
+        if carrier.source_addr.is_empty() {
+            return Err(self.invalid("carrier.source_addr", "must not be empty"));
+        }
+        self.smpp_string("carrier.source_addr", &carrier.source_addr, 20)?;
+        // TON 5 is an alphanumeric sender: handsets show at most 11 GSM characters.
+        if carrier.source_addr_ton == 5 && carrier.source_addr.len() > 11 {
+            return Err(self.invalid(
+                "carrier.source_addr",
+                "an alphanumeric sender (TON 5) has at most 11 characters",
+            ));
+        }
+        if !(1..=1000).contains(&carrier.window) {
+            return Err(self.invalid("carrier.window", "must be between 1 and 1000"));
+        }
+        if carrier.queue_capacity == 0 {
+            return Err(self.invalid("carrier.queue_capacity", "must be greater than 0"));
+        }
+        if carrier.max_pdu_length < 1024 {
+            return Err(self.invalid("carrier.max_pdu_length", "must be at least 1024"));
+        }
+        if carrier.reconnect_max_ms < carrier.reconnect_initial_ms {
+            return Err(self.invalid(
+                "carrier.reconnect_max_ms",
+                "must not be below reconnect_initial_ms",
+            ));
+        }
+        let ms = |setting, value| self.positive(setting, value).map(Duration::from_millis);
+        Ok(CarrierConfig {
+            name: carrier.name,
+            host: carrier.host,
+            port: carrier.port,
+            system_id: carrier.system_id,
+            password: Secret(password),
+            system_type: carrier.system_type,
+            interface_version: carrier.interface_version,
+            source_addr: carrier.source_addr,
+            source_addr_ton: carrier.source_addr_ton,
+            source_addr_npi: carrier.source_addr_npi,
+            registered_delivery: carrier.registered_delivery,
+            window: carrier.window,
+            queue_capacity: carrier.queue_capacity,
+            connect_timeout: ms("carrier.connect_timeout_ms", carrier.connect_timeout_ms)?,
+            bind_timeout: ms("carrier.bind_timeout_ms", carrier.bind_timeout_ms)?,
+            response_timeout: ms("carrier.response_timeout_ms", carrier.response_timeout_ms)?,
+            enquire_link_interval: ms(
+                "carrier.enquire_link_interval_ms",
+                carrier.enquire_link_interval_ms,
+            )?,
+            unbind_timeout: ms("carrier.unbind_timeout_ms", carrier.unbind_timeout_ms)?,
+            reconnect_initial: ms("carrier.reconnect_initial_ms", carrier.reconnect_initial_ms)?,
+            reconnect_max: ms("carrier.reconnect_max_ms", carrier.reconnect_max_ms)?,
+            max_pdu_length: carrier.max_pdu_length,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn minimal(extra_otp: &str, extra_carrier: &str) -> String {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[api]
+keys = ["test-key-123"]
+[otp]
+secret_file = "secret.key"
+{extra_otp}
+[carrier]
+name = "sim"
+host = "127.0.0.1"
+port = 2775
+system_id = "otpgate"
+password = "secret"
+source_addr = "OTPGATE"
+{extra_carrier}
+"#
+        )
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("secret.key"), format!("{SECRET}\n")).expect("write secret");
+        Config::from_toml(text, &dir.path().join("otpgate.toml"))
+    }
+
+    #[test]
+    fn defaults_fill_what_the_file_leaves_out() {
+        let config = parse(&minimal("", "")).expect("minimal config is valid");
+        assert_eq!(config.otp.policy.code_length, 6);
+        assert_eq!(config.otp.policy.ttl, Duration::from_secs(300));
+        assert_eq!(config.otp.policy.max_attempts, 5);
+        assert_eq!(config.limits.send.burst.get(), 3);
+        assert_eq!(config.server.max_body_bytes, 16 * 1024);
+        assert_eq!(
+            config.carrier.enquire_link_interval,
+            Duration::from_secs(30)
+        );
+        assert_eq!(config.carrier.interface_version, InterfaceVersion::V34);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let err = parse(&minimal("tll_seconds = 60", "")).expect_err("typo");
+        assert!(err.to_string().contains("tll_seconds"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let cases = [
+            (minimal("code_length = 4", ""), "otp.code_length"),
+            (
+                minimal("sms_template = \"no code here\"", ""),
+                "otp.sms_template",
+            ),
+            (minimal("", "window = 0"), "carrier.window"),
+            (minimal("", "max_pdu_length = 10"), "carrier.max_pdu_length"),
+            (
+                minimal("", "").replace("\"OTPGATE\"", "\"AVERYLONGSENDER\""),
+                "carrier.source_addr",
+            ),
+            (
+                minimal("", "").replace("password = \"secret\"", ""),
+                "carrier",
+            ),
+        ];
+        for (text, setting) in cases {
+            let err = parse(&text).expect_err(setting);
+            assert!(err.to_string().contains(setting), "{setting}: {err}");
+        }
+    }
+
+    #[test]
+    fn relative_secret_files_resolve_beside_the_config_and_lose_their_newline() {
+        let config = parse(&minimal("", "")).expect("valid");
+        assert_eq!(config.otp.secret.expose(), SECRET);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let config = parse(&minimal("", "")).expect("valid");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(SECRET));
+        assert!(!debug.contains("test-key-123"));
+        assert!(!debug.contains("\"secret\""));
+    }
+}

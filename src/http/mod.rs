@@ -1,0 +1,71 @@
+//! The HTTP API for identity frontends (`/v1`) and operators (`/healthz`, `/readyz`, `/metrics`).
+
+pub mod extract;
+pub mod ops;
+pub mod otp;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::carrier::CarrierHandle;
+use crate::otp::OtpService;
+use crate::ratelimit::RateLimits;
+use crate::template::Template;
+use extract::ApiKeys;
+
+/// Shared state of every handler: one cheap-to-clone handle built at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    pub otp: OtpService,
+    pub limits: RateLimits,
+    pub carrier: CarrierHandle,
+    pub api_keys: Arc<ApiKeys>,
+    pub template: Arc<Template>,
+    pub metrics: PrometheusHandle,
+    pub max_body_bytes: usize,
+}
+
+/// Every route the daemon serves, as (method, path); `docs/openapi.yaml` documents exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/otp/send"),
+    ("POST", "/v1/otp/verify"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+/// The API router; `metrics_route` is false when metrics have their own listener.
+pub fn router(state: AppState, metrics_route: bool) -> Router {
+    let v1 = Router::new()
+        .route("/v1/otp/send", post(otp::send))
+        .route("/v1/otp/verify", post(otp::verify))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::require_api_key,
+        ));
+    let mut router = Router::new()
+        .merge(v1)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz));
+    if metrics_route {
+        router = router.route("/metrics", get(ops::metrics));
+    }
+    router
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(middleware::from_fn(ops::track))
+        .with_state(state)
+}
+
+/// The router of a separate metrics listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,113 @@
+//! `/v1/otp/send` and `/v1/otp/verify`.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tracing::{error, info};
+
+use super::AppState;
+use super::extract::ApiJson;
+use super::problem::ApiError;
+use crate::carrier::OutboundSms;
+use crate::metrics as m;
+use crate::otp::{Code, IssueError, Verdict};
+use crate::phone::PhoneNumber;
+use crate::ratelimit::Refused;
+
+#[derive(Deserialize)]
+pub struct SendRequest {
+    phone: String,
+}
+
+#[derive(Serialize)]
+pub struct SendResponse {
+    id: String,
+    phone: String,
+    status: &'static str,
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+pub struct VerifyRequest {
+    phone: String,
+    code: String,
+}
+
+#[derive(Serialize)]
+pub struct VerifyResponse {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_left: Option<u32>,
+}
+
+fn rate_limited(refused: Refused) -> ApiError {
+    metrics::counter!(m::RATE_LIMITED_TOTAL, m::LABEL_LIMIT => refused.limit.as_str()).increment(1);
+    ApiError::RateLimited(refused)
+}
+
+/// Issues a code and queues its SMS.
+pub async fn send(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<SendRequest>,
+) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
+    let phone = PhoneNumber::parse(&request.phone)?;
+    state.limits.check_send(&phone).map_err(rate_limited)?;
+    let issued = state.otp.issue(&phone).map_err(|err| match err {
+        IssueError::StoreFull(_) => {
+            ApiError::Unavailable("too many codes are pending; try again later")
+        }
+        IssueError::Entropy(err) => {
+            error!(%err, "cannot issue a code");
+            ApiError::Internal
+        }
+    })?;
+    let ttl = issued.expires_in;
+    let text = state
+        .template
+        .render(issued.code.expose(), ttl.as_secs().div_ceil(60));
+    let sms = OutboundSms {
+        to: phone.clone(),
+        text,
+        // The carrier runs on real time; the code's own expiry follows the injected clock.
+        deadline: Instant::now() + ttl,
+    };
+    if state.carrier.try_enqueue(sms).is_err() {
+        // A code nobody will receive must not stay guessable.
+        state.otp.revoke(&phone, &issued.id);
+        return Err(ApiError::Unavailable(
+            "the SMS queue is full; try again later",
+        ));
+    }
+    info!(to = %phone.masked(), id = %issued.id.0, "code issued");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SendResponse {
+            id: issued.id.0,
+            phone: phone.to_string(),
+            status: "pending",
+            expires_in: ttl.as_secs(),
+        }),
+    ))
+}
+
+/// Judges one attempt.
+pub async fn verify(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let phone = PhoneNumber::parse(&request.phone)?;
+    let code = Code::parse(&request.code, state.otp.policy().code_length)?;
+    state.limits.check_verify(&phone).map_err(rate_limited)?;
+    let verdict = state.otp.verify(&phone, &code);
+    let attempts_left = match verdict {
+        Verdict::Denied { attempts_left } => Some(attempts_left),
+        _ => None,
+    };
+    Ok(Json(VerifyResponse {
+        status: verdict.as_str(),
+        attempts_left,
+    }))
+}

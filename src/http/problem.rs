@@ -1,0 +1,139 @@
+//! API errors and their one mapping to HTTP: status, `application/problem+json` body (RFC 9457),
+//! and headers.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::otp::CodeFormatError;
+use crate::phone::PhoneError;
+use crate::ratelimit::Refused;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Everything a request can fail with. Each variant is documented in `docs/openapi.yaml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `Authorization: Bearer` header, or an unknown key.
+    #[error("a valid API key is required: send Authorization: Bearer <key>")]
+    Unauthorized,
+    #[error("no such route")]
+    NotFound,
+    #[error("this route does not accept that method")]
+    MethodNotAllowed,
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    #[error("the request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body is not the JSON this route expects; the text says where.
+    #[error("{0}")]
+    BadJson(String),
+    #[error(transparent)]
+    InvalidPhone(#[from] PhoneError),
+    #[error(transparent)]
+    InvalidCode(#[from] CodeFormatError),
+    #[error("rate limit {} exceeded; retry after {} s", .0.limit.as_str(), .0.retry_after_secs())]
+    RateLimited(Refused),
+    /// The SMS queue is full, or no code can be stored right now.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// Not our caller's fault; details are logged, not returned.
+    #[error("internal error")]
+    Internal,
+}
+
+#[derive(Serialize)]
+struct Problem {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'static str>,
+}
+
+impl ApiError {
+    /// Status, stable problem slug and title.
+    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body"),
+            ApiError::InvalidPhone(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-phone",
+                "Invalid phone number",
+            ),
+            ApiError::InvalidCode(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-code",
+                "Invalid code format",
+            ),
+            ApiError::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.classify();
+        let limit = match &self {
+            ApiError::RateLimited(refused) => Some(refused.limit.as_str()),
+            _ => None,
+        };
+        let problem = Problem {
+            kind: format!("urn:otpgate:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            limit,
+        };
+        let mut response = (status, Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match &self {
+            ApiError::RateLimited(refused) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(refused.retry_after_secs()),
+                );
+            }
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,24 @@
+//! otpgate: issues and verifies SMS one-time codes, delivering them over SMPP.
+//!
+//! Where things are:
+//! - `phone`: E.164 parsing; the only way a number enters the core.
+//! - `otp`: code generation, MAC, challenge store, verification.
+//! - `ratelimit`: per-number and global limits.
+//! - `template`: the SMS text around a code.
+//! - `carrier`: the SMPP session that delivers messages (a PDU leaves the process in
+//!   `carrier::session`).
+//! - `http`: the API routes, request extraction and error mapping.
+//! - `metrics`: metric names and the Prometheus exporter.
+//! - `config`: the TOML file and its validation; `app`: wiring and shutdown; `clock`: time.
+
+pub mod app;
+pub mod carrier;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod notify;
+pub mod otp;
+pub mod phone;
+pub mod ratelimit;
+pub mod template;

@@ -1,0 +1,90 @@
+//! Metric names (the tests use these same constants) and the Prometheus exporter.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const OTP_ISSUED_TOTAL: &str = "otpgate_otp_issued_total";
+pub const OTP_VERIFICATIONS_TOTAL: &str = "otpgate_otp_verifications_total";
+pub const RATE_LIMITED_TOTAL: &str = "otpgate_rate_limited_total";
+pub const OTP_PENDING: &str = "otpgate_otp_pending";
+pub const SMS_SUBMITTED_TOTAL: &str = "otpgate_sms_submitted_total";
+pub const SMS_SUBMIT_DURATION_SECONDS: &str = "otpgate_sms_submit_duration_seconds";
+pub const SMS_QUEUE_DEPTH: &str = "otpgate_sms_queue_depth";
+pub const SMPP_SESSIONS_BOUND: &str = "otpgate_smpp_sessions_bound";
+pub const SMPP_BIND_FAILURES_TOTAL: &str = "otpgate_smpp_bind_failures_total";
+pub const HTTP_REQUESTS_TOTAL: &str = "otpgate_http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "otpgate_http_request_duration_seconds";
+
+pub const LABEL_RESULT: &str = "result";
+pub const LABEL_LIMIT: &str = "limit";
+pub const LABEL_CARRIER: &str = "carrier";
+pub const LABEL_ROUTE: &str = "route";
+pub const LABEL_STATUS: &str = "status";
+
+/// Latency buckets in seconds, from sub-millisecond loopback to a slow carrier.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Installs the process-wide recorder once and returns the handle that renders it.
+///
+/// The `metrics` facade has one global recorder per process, so every server started in the same
+/// process (tests start several) shares it.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".into()),
+                    &DURATION_BUCKETS,
+                )
+                .expect("the bucket list is non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program's); ours then only
+            // renders what is recorded through it, which is nothing. Say so rather than panic.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(OTP_ISSUED_TOTAL, "One-time codes issued.");
+    describe_counter!(OTP_VERIFICATIONS_TOTAL, "Verification attempts by result.");
+    describe_counter!(
+        RATE_LIMITED_TOTAL,
+        "Requests refused by a rate limit, by limit."
+    );
+    describe_gauge!(OTP_PENDING, "Challenges waiting to be verified.");
+    describe_counter!(
+        SMS_SUBMITTED_TOTAL,
+        "submit_sm outcomes by carrier and result."
+    );
+    describe_histogram!(
+        SMS_SUBMIT_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from writing submit_sm to reading its submit_sm_resp."
+    );
+    describe_gauge!(
+        SMS_QUEUE_DEPTH,
+        "Messages queued for a carrier and not yet written."
+    );
+    describe_gauge!(SMPP_SESSIONS_BOUND, "Bound SMPP sessions by carrier.");
+    describe_counter!(
+        SMPP_BIND_FAILURES_TOTAL,
+        "Failed connects or binds by carrier."
+    );
+    describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route and status.");
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "HTTP request handling time by route."
+    );
+}

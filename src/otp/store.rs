@@ -1,0 +1,153 @@
+//! Pending challenges, keyed by number, behind the narrow `ChallengeStore` interface.
+//!
+//! The interface is what a shared backend (Redis, for several daemons behind a load balancer) must
+//! offer: replace-on-put, an atomic count-then-compare attempt, revoke, sweep.
+
+use std::time::Instant;
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+
+use super::mac::Tag;
+use crate::phone::PhoneNumber;
+
+/// Opaque id of one issued code, returned to the caller of `send`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChallengeId(pub String);
+
+/// One pending code for one number.
+#[derive(Clone)]
+pub struct Challenge {
+    pub id: ChallengeId,
+    pub tag: Tag,
+    pub expires_at: Instant,
+    /// Attempts made so far, right or wrong.
+    pub attempts: u32,
+}
+
+/// The outcome of one verification attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approved,
+    Denied { attempts_left: u32 },
+    Expired,
+    MaxAttemptsReached,
+    NotFound,
+}
+
+impl Verdict {
+    /// The wire and metrics name of the verdict.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::Denied { .. } => "denied",
+            Verdict::Expired => "expired",
+            Verdict::MaxAttemptsReached => "max_attempts_reached",
+            Verdict::NotFound => "not_found",
+        }
+    }
+}
+
+/// The store holds as many challenges as it may.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("{0} challenges are pending, the configured maximum")]
+pub struct StoreFull(pub usize);
+
+/// Where pending challenges live.
+pub trait ChallengeStore: Send + Sync + 'static {
+    /// Stores `challenge` for `phone`, replacing (and so invalidating) any pending one.
+    fn put(&self, phone: &PhoneNumber, challenge: Challenge) -> Result<(), StoreFull>;
+    /// Counts one attempt and, if attempts remain, compares `candidate` in constant time.
+    /// The count happens before the comparison and under the same lock, so concurrent guesses
+    /// can never use more than `max_attempts` comparisons between them.
+    fn attempt(
+        &self,
+        phone: &PhoneNumber,
+        candidate: &Tag,
+        now: Instant,
+        max_attempts: u32,
+    ) -> Verdict;
+    /// Removes the challenge for `phone` if it is still `id`.
+    fn revoke(&self, phone: &PhoneNumber, id: &ChallengeId);
+    /// Drops every challenge that expired at `now`; returns how many.
+    fn sweep(&self, now: Instant) -> usize;
+    /// Pending challenges.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// In-process store: a sharded concurrent map with a cap on its size.
+pub struct MemoryStore {
+    map: DashMap<PhoneNumber, Challenge>,
+    capacity: usize,
+}
+
+impl MemoryStore {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            map: DashMap::new(),
+            capacity,
+        }
+    }
+}
+
+impl ChallengeStore for MemoryStore {
+    fn put(&self, phone: &PhoneNumber, challenge: Challenge) -> Result<(), StoreFull> {
+        // Replacing a number's challenge never grows the map, so it is allowed at the cap. Two racing
+        // inserts of new numbers may overshoot the cap by the number of racing threads, no more.
+        if !self.map.contains_key(phone) && self.map.len() >= self.capacity {
+            return Err(StoreFull(self.capacity));
+        }
+        self.map.insert(phone.clone(), challenge);
+        Ok(())
+    }
+
+    fn attempt(
+        &self,
+        phone: &PhoneNumber,
+        candidate: &Tag,
+        now: Instant,
+        max_attempts: u32,
+    ) -> Verdict {
+        // The entry holds the shard's write lock for the whole count-compare-remove sequence.
+        match self.map.entry(phone.clone()) {
+            Entry::Vacant(_) => Verdict::NotFound,
+            Entry::Occupied(mut entry) => {
+                let challenge = entry.get_mut();
+                if now >= challenge.expires_at {
+                    entry.remove();
+                    return Verdict::Expired;
+                }
+                if challenge.attempts >= max_attempts {
+                    return Verdict::MaxAttemptsReached;
+                }
+                challenge.attempts += 1;
+                if challenge.tag.matches(candidate) {
+                    entry.remove();
+                    Verdict::Approved
+                } else {
+                    Verdict::Denied {
+                        attempts_left: max_attempts - challenge.attempts,
+                    }
+                }
+            }
+        }
+    }
+
+    fn revoke(&self, phone: &PhoneNumber, id: &ChallengeId) {
+        self.map
+            .remove_if(phone, |_, challenge| &challenge.id == id);
+    }
+
+    fn sweep(&self, now: Instant) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, challenge| challenge.expires_at > now);
+        before.saturating_sub(self.map.len())
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}

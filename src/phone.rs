@@ -1,0 +1,170 @@
+//! `PhoneNumber`: a parsed, normalised E.164 number; the only way a number enters the core.
+
+use std::fmt;
+
+/// The fewest digits (country code included) of an E.164 number in service: +290 XXXX.
+const MIN_DIGITS: usize = 7;
+/// E.164 allows at most 15 digits, country code included.
+const MAX_DIGITS: usize = 15;
+
+/// A phone number in E.164 form (`+` and 7 to 15 digits, no leading zero).
+///
+/// Rate limits and challenges key on this normalised form, so `+1 425-123-4567` and
+/// `+14251234567` are the same number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhoneNumber(String);
+
+/// Why a string is not an E.164 phone number; the text is safe to show to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("phone number is empty")]
+    Empty,
+    #[error("phone number must start with '+' and a country code (E.164, e.g. +31612345678)")]
+    NoCountryCode,
+    #[error("phone number may contain only digits, spaces, dashes, dots and parentheses")]
+    InvalidCharacter,
+    #[error("country code cannot start with 0")]
+    LeadingZero,
+    #[error("phone number has {0} digits; E.164 needs at least 7")]
+    TooShort(usize),
+    #[error("phone number has {0} digits; E.164 allows at most 15")]
+    TooLong(usize),
+}
+
+impl PhoneNumber {
+    /// Parses `+` followed by digits, with optional spaces, dashes, dots or parentheses between.
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        let Some(rest) = trimmed.strip_prefix('+') else {
+            return Err(PhoneError::NoCountryCode);
+        };
+        let mut normalised = String::with_capacity(MAX_DIGITS + 1);
+        normalised.push('+');
+        for character in rest.chars() {
+            match character {
+                '0'..='9' => {
+                    if normalised.len() > MAX_DIGITS + 1 {
+                        // Stop collecting early; the count below reports the real length.
+                        continue;
+                    }
+                    normalised.push(character);
+                }
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => return Err(PhoneError::InvalidCharacter),
+            }
+        }
+        let digits = rest.chars().filter(char::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(PhoneError::NoCountryCode);
+        }
+        if normalised.as_bytes()[1] == b'0' {
+            return Err(PhoneError::LeadingZero);
+        }
+        if digits < MIN_DIGITS {
+            return Err(PhoneError::TooShort(digits));
+        }
+        if digits > MAX_DIGITS {
+            return Err(PhoneError::TooLong(digits));
+        }
+        Ok(Self(normalised))
+    }
+
+    /// The E.164 form, `+` included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The digits without `+`, as SMPP's `destination_addr` carries them with TON 1 / NPI 1.
+    pub fn digits(&self) -> &str {
+        &self.0[1..]
+    }
+
+    /// A form safe for logs: country code region and last two digits kept (`+316******78`).
+    pub fn masked(&self) -> Masked<'_> {
+        Masked(self)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Display adapter that hides the middle of a number; see [`PhoneNumber::masked`].
+pub struct Masked<'a>(&'a PhoneNumber);
+
+impl fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.0.digits();
+        let (head, tail) = (3.min(digits.len()), 2.min(digits.len()));
+        let hidden = digits.len().saturating_sub(head + tail);
+        write!(
+            f,
+            "+{}{}{}",
+            &digits[..head],
+            "*".repeat(hidden),
+            &digits[digits.len() - tail..]
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_are_removed_and_forms_agree() {
+        let a = PhoneNumber::parse("+1 425-123-4567").expect("valid");
+        let b = PhoneNumber::parse("+1 (425) 123.4567").expect("valid");
+        let c = PhoneNumber::parse(" +14251234567 ").expect("valid");
+        assert_eq!(a.as_str(), "+14251234567");
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(a.digits(), "14251234567");
+        assert_eq!(
+            PhoneNumber::parse("+31 6 1234 5678")
+                .expect("valid")
+                .as_str(),
+            "+31612345678"
+        );
+    }
+
+    #[test]
+    fn each_defect_gets_its_own_error() {
+        assert_eq!(PhoneNumber::parse(""), Err(PhoneError::Empty));
+        assert_eq!(
+            PhoneNumber::parse("0612345678"),
+            Err(PhoneError::NoCountryCode)
+        );
+        assert_eq!(PhoneNumber::parse("+"), Err(PhoneError::NoCountryCode));
+        assert_eq!(
+            PhoneNumber::parse("+31 6 CALL ME"),
+            Err(PhoneError::InvalidCharacter)
+        );
+        assert_eq!(
+            PhoneNumber::parse("+0612345678"),
+            Err(PhoneError::LeadingZero)
+        );
+        assert_eq!(PhoneNumber::parse("+31 6"), Err(PhoneError::TooShort(3)));
+        assert_eq!(
+            PhoneNumber::parse("+1234567890123456"),
+            Err(PhoneError::TooLong(16))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9"),
+            Err(PhoneError::TooLong(19))
+        );
+    }
+
+    #[test]
+    fn masking_hides_the_subscriber_part() {
+        let number = PhoneNumber::parse("+31612345678").expect("valid");
+        assert_eq!(number.masked().to_string(), "+316******78");
+        let short = PhoneNumber::parse("+2901234").expect("valid");
+        assert_eq!(short.masked().to_string(), "+290**34");
+    }
+}
