@@ -1,1 +1,82 @@
-pub fn x() {}
+//! smsc-sim: an SMSC simulator for testing SMPP clients. It accepts binds, records every short
+//! message, and lets a tester read what each "phone" received over HTTP.
+//!
+//! - `smpp`: accept loop and sessions (where PDUs are answered);
+//! - `store`: the bounded message store; `otp`: code extraction; `text`: data_coding decoding;
+//! - `http`: the tester API; `stats`: counters; `config`: the TOML file.
+
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod otp;
+pub mod smpp;
+pub mod stats;
+pub mod store;
+pub mod text;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+use stats::{Stats, StatsSnapshot};
+use store::MessageStore;
+
+/// State shared by the SMPP sessions and the HTTP API.
+pub struct Shared {
+    pub config: Config,
+    pub store: MessageStore,
+    pub stats: Stats,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        self.stats.snapshot(self.store.len(), self.store.evicted())
+    }
+}
+
+/// A running simulator.
+pub struct Running {
+    pub shared: Arc<Shared>,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// Starts serving SMPP on `smpp` and the tester API on `http` until `shutdown`. Cancelling drops
+/// every SMPP connection at once, as a crashed SMSC would.
+pub fn start(
+    config: Config,
+    smpp: TcpListener,
+    http: TcpListener,
+    shutdown: CancellationToken,
+) -> Running {
+    let shared = Arc::new(Shared {
+        store: MessageStore::new(config.store.capacity),
+        stats: Stats::default(),
+        config,
+    });
+    let tracker = TaskTracker::new();
+    tracker.spawn(smpp::serve(
+        smpp,
+        shared.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    let router = http::router(shared.clone());
+    let http_shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        if let Err(err) = axum::serve(http, router)
+            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .await
+        {
+            tracing::warn!(%err, "HTTP server ended");
+        }
+    });
+    let done = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tracker.close();
+        tracker.wait().await;
+    });
+    Running { shared, done }
+}
