@@ -1,0 +1,326 @@
+//! Test harness: the simulator and the daemon started in-process on 127.0.0.1:0, driven over
+//! real sockets. Each test file uses a part of it.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use otpgate::app::{self, Deps, Listeners};
+use otpgate::carrier::CarrierHandle;
+use otpgate::clock::ManualClock;
+use otpgate::config::Config;
+use otpgate::otp::OsEntropy;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const API_KEY: &str = "test-key-0123";
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+/// Upper bound for anything a test waits on; reached only when the behaviour is broken.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The bundled simulator, in-process.
+pub struct Sim {
+    pub smpp: SocketAddr,
+    pub http_url: String,
+    shutdown: CancellationToken,
+    running: smsc_sim::Running,
+    client: reqwest::Client,
+}
+
+pub fn sim_config(smpp: SocketAddr) -> smsc_sim::Config {
+    let text = format!(
+        r#"
+[smpp]
+listen = "{smpp}"
+[http]
+listen = "127.0.0.1:0"
+[[accounts]]
+system_id = "otpgate"
+password = "secret"
+"#
+    );
+    smsc_sim::Config::from_toml(&text, std::path::Path::new("sim-test.toml"))
+        .expect("test sim config is valid")
+}
+
+impl Sim {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().expect("literal address")).await
+    }
+
+    /// Starts on a given SMPP address (to come back on the same port after a kill).
+    pub async fn start_on(smpp_addr: SocketAddr) -> Self {
+        let smpp = TcpListener::bind(smpp_addr)
+            .await
+            .expect("bind simulator SMPP port");
+        let http = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind simulator HTTP port");
+        let smpp_addr = smpp.local_addr().expect("local addr");
+        let http_url = format!("http://{}", http.local_addr().expect("local addr"));
+        let shutdown = CancellationToken::new();
+        let running = smsc_sim::start(sim_config(smpp_addr), smpp, http, shutdown.clone());
+        Self {
+            smpp: smpp_addr,
+            http_url,
+            shutdown,
+            running,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the simulator, dropping every SMPP connection, as a crash would.
+    pub async fn kill(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(PATIENCE, self.running.done)
+            .await
+            .expect("simulator stops in time")
+            .expect("simulator task does not panic");
+    }
+
+    /// The newest message to `to`, waiting for it through the tester API's long-poll.
+    pub async fn latest(&self, to: &str) -> Option<Value> {
+        let response = self
+            .client
+            .get(format!("{}/api/messages/latest", self.http_url))
+            .query(&[("to", to), ("wait_ms", "5000")])
+            .send()
+            .await
+            .expect("simulator HTTP answers");
+        if response.status() == StatusCode::NOT_FOUND {
+            return None;
+        }
+        Some(response.json().await.expect("message JSON"))
+    }
+
+    /// The code the phone `to` received last.
+    pub async fn code_for(&self, to: &str) -> String {
+        let message = self
+            .latest(to)
+            .await
+            .unwrap_or_else(|| panic!("no SMS reached {to}"));
+        message["otp"]
+            .as_str()
+            .expect("the SMS carries a code")
+            .to_owned()
+    }
+
+    pub async fn messages(&self, to: &str) -> Vec<Value> {
+        self.client
+            .get(format!("{}/api/messages", self.http_url))
+            .query(&[("to", to)])
+            .send()
+            .await
+            .expect("simulator HTTP answers")
+            .json()
+            .await
+            .expect("list JSON")
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.client
+            .get(format!("{}/api/stats", self.http_url))
+            .send()
+            .await
+            .expect("simulator HTTP answers")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+
+    pub fn stats_now(&self) -> smsc_sim::stats::StatsSnapshot {
+        self.running.shared.snapshot()
+    }
+}
+
+/// What a test changes in the daemon's configuration.
+pub struct Options {
+    pub smsc: SocketAddr,
+    pub limits: String,
+    pub otp_extra: String,
+    pub carrier_extra: String,
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Options {
+    pub fn new(smsc: SocketAddr) -> Self {
+        Self {
+            smsc,
+            shutdown_timeout_seconds: 5,
+            limits: String::new(),
+            otp_extra: String::new(),
+            carrier_extra: String::new(),
+        }
+    }
+}
+
+static CARRIERS: AtomicU32 = AtomicU32::new(0);
+
+/// A carrier name unique in this test process, so metric series of parallel tests do not mix.
+pub fn unique_carrier() -> String {
+    format!("t{}", CARRIERS.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Writes a daemon configuration (and its secret file) into `dir`; returns the config path.
+pub fn write_daemon_config(
+    dir: &std::path::Path,
+    options: &Options,
+    carrier: &str,
+    listen: &str,
+) -> std::path::PathBuf {
+    std::fs::write(dir.join("secret.key"), SECRET).expect("write secret");
+    let text = format!(
+        r#"
+[server]
+listen = "{listen}"
+shutdown_timeout_seconds = {shutdown}
+[api]
+keys = ["{API_KEY}"]
+[otp]
+secret_file = "secret.key"
+{otp_extra}
+[limits]
+{limits}
+[carrier]
+name = "{carrier}"
+host = "127.0.0.1"
+port = {port}
+system_id = "otpgate"
+password = "secret"
+source_addr = "OTPGATE"
+reconnect_initial_ms = 20
+reconnect_max_ms = 200
+{carrier_extra}
+"#,
+        otp_extra = options.otp_extra,
+        limits = options.limits,
+        port = options.smsc.port(),
+        carrier_extra = options.carrier_extra,
+        shutdown = options.shutdown_timeout_seconds,
+    );
+    let path = dir.join("otpgate.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The daemon, in-process, on a manual clock.
+pub struct Daemon {
+    pub url: String,
+    pub carrier_name: String,
+    pub clock: Arc<ManualClock>,
+    pub carrier: CarrierHandle,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub async fn start(options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let carrier_name = unique_carrier();
+        let path = write_daemon_config(dir.path(), &options, &carrier_name, "127.0.0.1:0");
+        let config = Config::load(&path).expect("test daemon config is valid");
+        let http = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind daemon HTTP port");
+        let url = format!("http://{}", http.local_addr().expect("local addr"));
+        let clock = Arc::new(ManualClock::new());
+        let shutdown = CancellationToken::new();
+        let deps = Deps {
+            clock: clock.clone(),
+            entropy: Arc::new(OsEntropy),
+        };
+        let running = app::start(
+            config,
+            Listeners {
+                http,
+                metrics: None,
+            },
+            deps,
+            shutdown.clone(),
+        )
+        .expect("daemon starts");
+        Self {
+            url,
+            carrier_name,
+            clock,
+            carrier: running.carrier,
+            client: reqwest::Client::new(),
+            shutdown,
+            done: running.done,
+            _dir: dir,
+        }
+    }
+
+    /// Starts against `sim` and waits until the carrier session is bound.
+    pub async fn start_bound(options: Options) -> Self {
+        let daemon = Self::start(options).await;
+        daemon.wait_bound(true).await;
+        daemon
+    }
+
+    /// Waits (event-driven) until the carrier's bound state is `bound`.
+    pub async fn wait_bound(&self, bound: bool) {
+        let mut watch = self.carrier.bound_watch();
+        tokio::time::timeout(PATIENCE, watch.wait_for(|state| *state == bound))
+            .await
+            .unwrap_or_else(|_| panic!("carrier never became bound={bound}"))
+            .expect("carrier task alive");
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("daemon HTTP answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(&self, phone: &str) -> (StatusCode, Value) {
+        self.post("/v1/otp/send", json!({ "phone": phone })).await
+    }
+
+    pub async fn verify(&self, phone: &str, code: &str) -> (StatusCode, Value) {
+        self.post("/v1/otp/verify", json!({ "phone": phone, "code": code }))
+            .await
+    }
+
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("daemon HTTP answers");
+        let status = response.status();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// Shuts down as SIGTERM would and waits until the daemon has stopped.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(PATIENCE, self.done)
+            .await
+            .expect("daemon stops in time")
+            .expect("shutdown task does not panic");
+    }
+}
+
+/// A six-digit code guaranteed to differ from `code`.
+pub fn wrong_code(code: &str) -> String {
+    code.bytes()
+        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+        .collect()
+}

@@ -1,0 +1,103 @@
+//! Every shipped file in `config/` parses, and `otpgate --check-config` says what is wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+#[test]
+fn every_shipped_config_parses() {
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(config_dir()).expect("config/ exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name")
+            .to_owned();
+        if name.starts_with("smsc-sim") {
+            smsc_sim::Config::load(&path).unwrap_or_else(|err| panic!("{err}"));
+        } else {
+            otpgate::config::Config::load(&path).unwrap_or_else(|err| panic!("{err}"));
+        }
+        checked.push(name);
+    }
+    checked.sort();
+    assert_eq!(checked, ["otpgate.toml", "smsc-sim.toml"]);
+}
+
+#[test]
+fn the_development_config_points_at_the_shipped_simulator() {
+    let daemon = otpgate::config::Config::load(&config_dir().join("otpgate.toml")).expect("valid");
+    let sim = smsc_sim::Config::load(&config_dir().join("smsc-sim.toml")).expect("valid");
+    assert_eq!(daemon.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(sim.smpp.listen.to_string(), "127.0.0.1:2775");
+    assert_eq!(sim.http.listen.to_string(), "127.0.0.1:8025");
+    assert_eq!(daemon.carrier.port, sim.smpp.listen.port());
+    let account = sim
+        .account(&daemon.carrier.system_id)
+        .expect("the daemon's account exists");
+    assert_eq!(account.password, daemon.carrier.password.expose());
+    assert!(daemon.api_keys.iter().any(|k| k.expose() == "dev-only-key"));
+}
+
+#[test]
+fn check_config_accepts_the_shipped_file() {
+    let output = Command::new(env!("CARGO_BIN_EXE_otpgate"))
+        .arg("--check-config")
+        .arg(config_dir().join("otpgate.toml"))
+        .output()
+        .expect("run otpgate");
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("configuration is valid"));
+}
+
+#[test]
+fn check_config_names_the_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shipped = std::fs::read_to_string(config_dir().join("otpgate.toml")).expect("read");
+    let cases = [
+        (
+            shipped.replace("ttl_seconds = 300", "ttl_secs = 300"),
+            "unknown field `ttl_secs`",
+        ),
+        (
+            shipped.replace("code_length = 6", "code_length = 12"),
+            "otp.code_length",
+        ),
+        (
+            shipped.replace(
+                "secret_file = \"dev-secret.key\"",
+                "secret_file = \"missing.key\"",
+            ),
+            "missing.key",
+        ),
+        (shipped.replace("window = 10", "window = \"ten\""), "window"),
+    ];
+    std::fs::copy(
+        config_dir().join("dev-secret.key"),
+        dir.path().join("dev-secret.key"),
+    )
+    .expect("copy secret");
+    for (text, expected) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &text).expect("write");
+        let output = Command::new(env!("CARGO_BIN_EXE_otpgate"))
+            .arg("--check-config")
+            .arg(&path)
+            .output()
+            .expect("run otpgate");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{expected}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in {stderr:?}"
+        );
+        assert!(stderr.contains("bad.toml"), "the file is named: {stderr}");
+    }
+}

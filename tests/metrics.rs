@@ -1,0 +1,164 @@
+//! `/metrics` is valid Prometheus text (promtool agrees) and its counters move with traffic.
+
+mod common;
+
+use common::{Daemon, Options, Sim, wrong_code};
+use otpgate::metrics as m;
+use reqwest::StatusCode;
+
+/// The value of the sample `name{labels}` whose labels include every pair in `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            (metric == name && wanted)
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
+
+/// Runs `promtool check metrics` on `text`. promtool comes from Debian's `prometheus` package,
+/// which `.ci/run` installs; without it this check fails under CI and is skipped (loudly) elsewhere.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let spawned = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED promtool check: {err} (apt-get install prometheus)");
+            return;
+        }
+        Err(err) => panic!("promtool is required under CI: {err}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let output = child.wait_with_output().expect("promtool runs");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_and_count_what_happened() {
+    let sim = Sim::start().await;
+    let daemon = Daemon::start_bound(Options::new(sim.smpp)).await;
+    let carrier = daemon.carrier_name.clone();
+    let (status, before) = daemon.get_text("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let value =
+        |text: &str, name: &str, labels: &[(&str, &str)]| sample(text, name, labels).unwrap_or(0.0);
+
+    daemon.send("+31612345678").await;
+    let code = sim.code_for("+31612345678").await;
+    daemon.verify("+31612345678", &wrong_code(&code)).await;
+    daemon.verify("+31612345678", &code).await;
+    for _ in 0..3 {
+        daemon.send("+31600000000").await;
+    }
+    let limited = daemon.send("+31600000000").await;
+    assert_eq!(limited.0, StatusCode::TOO_MANY_REQUESTS);
+    for n in 0..3 {
+        sim.latest("+31600000000")
+            .await
+            .unwrap_or_else(|| panic!("send {n} delivered"));
+    }
+
+    let (_, after) = daemon.get_text("/metrics").await;
+    promtool_check(&after);
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels) - value(&before, name, labels)
+    };
+    assert_eq!(delta(m::OTP_ISSUED_TOTAL, &[]), 4.0);
+    assert_eq!(
+        delta(m::OTP_VERIFICATIONS_TOTAL, &[(m::LABEL_RESULT, "approved")]),
+        1.0
+    );
+    assert_eq!(
+        delta(m::OTP_VERIFICATIONS_TOTAL, &[(m::LABEL_RESULT, "denied")]),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            m::RATE_LIMITED_TOTAL,
+            &[(m::LABEL_LIMIT, "send_per_number")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            m::HTTP_REQUESTS_TOTAL,
+            &[(m::LABEL_ROUTE, "/v1/otp/send"), (m::LABEL_STATUS, "202")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        delta(
+            m::HTTP_REQUESTS_TOTAL,
+            &[(m::LABEL_ROUTE, "/v1/otp/send"), (m::LABEL_STATUS, "429")]
+        ),
+        1.0
+    );
+    assert!(
+        delta(
+            &format!("{}_count", m::HTTP_REQUEST_DURATION_SECONDS),
+            &[(m::LABEL_ROUTE, "/v1/otp/verify")]
+        ) >= 2.0
+    );
+    // The last SMS was recorded by the simulator before its submit_sm_resp went out; wait for the
+    // daemon to have counted all four responses.
+    let mut ok = 0.0;
+    for _ in 0..200 {
+        let (_, now) = daemon.get_text("/metrics").await;
+        ok = value(
+            &now,
+            m::SMS_SUBMITTED_TOTAL,
+            &[(m::LABEL_CARRIER, &carrier), (m::LABEL_RESULT, "ok")],
+        );
+        if ok >= 4.0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(ok, 4.0);
+    assert_eq!(
+        value(
+            &after,
+            m::SMPP_SESSIONS_BOUND,
+            &[(m::LABEL_CARRIER, &carrier)]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &after,
+            &format!("{}_count", m::SMS_SUBMIT_DURATION_SECONDS),
+            &[(m::LABEL_CARRIER, &carrier)]
+        ) >= 1.0
+    );
+    assert!(after.contains(&format!(
+        "# TYPE {} histogram",
+        m::SMS_SUBMIT_DURATION_SECONDS
+    )));
+    assert!(after.contains(&format!("# TYPE {} gauge", m::OTP_PENDING)));
+    // Nothing secret or personal leaks into metrics.
+    assert!(!after.contains(&code));
+    assert!(!after.contains("31612345678"));
+    daemon.stop().await;
+}
