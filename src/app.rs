@@ -116,11 +116,12 @@ pub fn start(
         },
     );
 
+    // The metrics server is not on `tracker`: it must outlive the drain, so it stops last.
     let metrics_stop = CancellationToken::new();
     let metrics_server = listeners.metrics.map(|listener| {
         let router = http::metrics_router(state.clone());
         let stop = metrics_stop.clone();
-        tracker.spawn(async move {
+        tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, router)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
@@ -156,30 +157,23 @@ pub fn start(
         info!("draining the SMS queue");
         stop.drain.cancel();
         tracker.close();
-        // Everything but the metrics server ends on its own once drained; past the deadline the
-        // carrier is told to stop where it is.
-        let drained = tokio::time::timeout_at(
-            deadline,
-            wait_for_all_but(&tracker, metrics_server.is_some()),
-        )
-        .await;
-        if drained.is_err() {
+        // Every tracked task ends on its own once drained; past the deadline the carrier is told
+        // to stop where it is.
+        if tokio::time::timeout_at(deadline, tracker.wait())
+            .await
+            .is_err()
+        {
             warn!("shutdown deadline reached; stopping the carrier with messages left");
             stop.abort.cancel();
+            tracker.wait().await;
         }
         metrics_stop.cancel();
-        tracker.wait().await;
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         info!("stopped");
     });
     Ok(Running { carrier, done })
-}
-
-/// Waits until only the metrics server (if any) is left.
-async fn wait_for_all_but(tracker: &TaskTracker, metrics_running: bool) {
-    let keep = usize::from(metrics_running);
-    while tracker.len() > keep {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Runs `work` every `period` until `shutdown`.

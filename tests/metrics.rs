@@ -162,3 +162,25 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     assert!(!after.contains("31612345678"));
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_separate_metrics_listener_takes_metrics_off_the_api_port() {
+    let sim = Sim::start().await;
+    let mut options = Options::new(sim.smpp);
+    options.metrics_listener = true;
+    let daemon = Daemon::start_bound(options).await;
+    let metrics_url = daemon.metrics_url.clone().expect("metrics listener");
+    assert_eq!(daemon.get_text("/metrics").await.0, StatusCode::NOT_FOUND);
+    let response = reqwest::get(format!("{metrics_url}/metrics"))
+        .await
+        .expect("metrics answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains(m::SMPP_SESSIONS_BOUND)
+    );
+    daemon.stop().await;
+}

@@ -9,7 +9,7 @@
 use bytes::{Buf, BytesMut};
 use rusmpp::{
     Command, CommandId, CommandStatus,
-    decode::{DecodeError, DecodeErrorKind, DecodeWithLength},
+    decode::{COctetStringDecodeError, DecodeError, DecodeErrorKind, DecodeWithLength},
     tokio_codec::CommandCodec,
 };
 use tokio_util::codec::{Decoder, Encoder};
@@ -18,6 +18,9 @@ use tokio_util::codec::{Decoder, Encoder};
 pub const HEADER_LENGTH: usize = 16;
 
 /// One frame read from the peer.
+// A frame is moved once, from the decoder to its handler; boxing the common variant to shrink
+// the rare one would add an allocation per PDU on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Frame {
     /// A command that decoded; unknown command ids arrive as `Pdu::Other`.
@@ -106,13 +109,16 @@ impl Decoder for FrameCodec {
 /// Which `command_status` best tells the peer what was wrong with a body that did not decode.
 fn nack_status(error: &DecodeError) -> CommandStatus {
     match error.kind() {
-        // The body ended before its mandatory fields did: the length does not fit the command.
-        DecodeErrorKind::UnexpectedEof => CommandStatus::EsmeRinvcmdlen,
+        // The body ended before its mandatory fields did, or a C-string found no NUL before the
+        // frame (or the field's limit) ended: the length does not fit the command.
+        DecodeErrorKind::UnexpectedEof
+        | DecodeErrorKind::COctetStringDecodeError(
+            COctetStringDecodeError::NotNullTerminated
+            | COctetStringDecodeError::TooFewBytes { .. },
+        ) => CommandStatus::EsmeRinvcmdlen,
         DecodeErrorKind::TooManyElements { .. } => CommandStatus::EsmeRinvtlvstream,
         DecodeErrorKind::OctetStringDecodeError(_) => CommandStatus::EsmeRinvmsglen,
-        DecodeErrorKind::COctetStringDecodeError(_)
-        | DecodeErrorKind::UnsupportedKey { .. }
-        | DecodeErrorKind::UdhDecodeError(_) => CommandStatus::EsmeRsyserr,
+        // Non-ASCII C-strings, unknown enumerated values, bad UDH: SMPP 3.4 has no closer code.
         _ => CommandStatus::EsmeRsyserr,
     }
 }

@@ -146,6 +146,8 @@ pub struct Options {
     pub otp_extra: String,
     pub carrier_extra: String,
     pub shutdown_timeout_seconds: u64,
+    /// Serve /metrics on a listener of its own.
+    pub metrics_listener: bool,
 }
 
 impl Options {
@@ -153,6 +155,7 @@ impl Options {
         Self {
             smsc,
             shutdown_timeout_seconds: 5,
+            metrics_listener: false,
             limits: String::new(),
             otp_extra: String::new(),
             carrier_extra: String::new(),
@@ -212,6 +215,7 @@ reconnect_max_ms = 200
 /// The daemon, in-process, on a manual clock.
 pub struct Daemon {
     pub url: String,
+    pub metrics_url: Option<String>,
     pub carrier_name: String,
     pub clock: Arc<ManualClock>,
     pub carrier: CarrierHandle,
@@ -231,24 +235,28 @@ impl Daemon {
             .await
             .expect("bind daemon HTTP port");
         let url = format!("http://{}", http.local_addr().expect("local addr"));
+        let metrics = match options.metrics_listener {
+            true => Some(
+                TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind metrics port"),
+            ),
+            false => None,
+        };
+        let metrics_url = metrics
+            .as_ref()
+            .map(|l| format!("http://{}", l.local_addr().expect("local addr")));
         let clock = Arc::new(ManualClock::new());
         let shutdown = CancellationToken::new();
         let deps = Deps {
             clock: clock.clone(),
             entropy: Arc::new(OsEntropy),
         };
-        let running = app::start(
-            config,
-            Listeners {
-                http,
-                metrics: None,
-            },
-            deps,
-            shutdown.clone(),
-        )
-        .expect("daemon starts");
+        let running = app::start(config, Listeners { http, metrics }, deps, shutdown.clone())
+            .expect("daemon starts");
         Self {
             url,
+            metrics_url,
             carrier_name,
             clock,
             carrier: running.carrier,

@@ -1,0 +1,145 @@
+//! `docs/openapi.yaml` stays true: its routes are the daemon's routes, and what the live daemon
+//! answers matches the documented statuses and schemas.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Daemon, Options, Sim};
+use serde_json::Value;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn spec() -> Yaml {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml");
+    let text = std::fs::read_to_string(path).expect("docs/openapi.yaml exists");
+    YamlLoader::load_from_str(&text)
+        .expect("valid YAML")
+        .remove(0)
+}
+
+fn documented_routes(spec: &Yaml) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for (path, item) in spec["paths"].as_hash().expect("paths") {
+        for (method, _) in item.as_hash().expect("path item") {
+            let (path, method) = (
+                path.as_str().expect("path"),
+                method.as_str().expect("method"),
+            );
+            routes.insert((method.to_ascii_uppercase(), path.to_owned()));
+        }
+    }
+    routes
+}
+
+fn statuses(spec: &Yaml, path: &str, method: &str) -> BTreeSet<u16> {
+    spec["paths"][path][method]["responses"]
+        .as_hash()
+        .expect("responses")
+        .keys()
+        .map(|k| {
+            k.as_str()
+                .expect("status key")
+                .parse()
+                .expect("numeric status")
+        })
+        .collect()
+}
+
+fn required(spec: &Yaml, schema: &str) -> BTreeSet<String> {
+    spec["components"]["schemas"][schema]["required"]
+        .as_vec()
+        .expect("required list")
+        .iter()
+        .map(|v| v.as_str().expect("name").to_owned())
+        .collect()
+}
+
+fn enumeration(spec: &Yaml, schema: &str, property: &str) -> BTreeSet<String> {
+    spec["components"]["schemas"][schema]["properties"][property]["enum"]
+        .as_vec()
+        .expect("enum")
+        .iter()
+        .map(|v| v.as_str().expect("string").to_owned())
+        .collect()
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    value.as_object().expect("object").keys().cloned().collect()
+}
+
+#[test]
+fn the_spec_documents_exactly_the_served_routes() {
+    let served: BTreeSet<(String, String)> = otpgate::http::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented_routes(&spec()), served);
+    assert_eq!(spec()["openapi"].as_str(), Some("3.1.0"));
+}
+
+#[tokio::test]
+async fn live_answers_match_the_documented_statuses_and_schemas() {
+    let spec = spec();
+    let sim = Sim::start().await;
+    let daemon = Daemon::start_bound(Options::new(sim.smpp)).await;
+
+    // Every documented route exists on the live daemon.
+    for (method, path) in documented_routes(&spec) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let status = daemon
+            .client
+            .request(method, format!("{}{path}", daemon.url))
+            .send()
+            .await
+            .expect("answer")
+            .status();
+        assert!(status != 404 && status != 405, "{path} answered {status}");
+    }
+
+    let (status, sent) = daemon.send("+31612345678").await;
+    assert!(statuses(&spec, "/v1/otp/send", "post").contains(&status.as_u16()));
+    assert_eq!(keys(&sent), required(&spec, "SendResponse"));
+    let code = sim.code_for("+31612345678").await;
+    let (status, denied) = daemon
+        .verify("+31612345678", &common::wrong_code(&code))
+        .await;
+    assert!(statuses(&spec, "/v1/otp/verify", "post").contains(&status.as_u16()));
+    let verdicts = enumeration(&spec, "VerifyResponse", "status");
+    assert!(verdicts.contains(denied["status"].as_str().expect("status")));
+    let (_, approved) = daemon.verify("+31612345678", &code).await;
+    assert!(verdicts.contains(approved["status"].as_str().expect("status")));
+    assert_eq!(keys(&approved), required(&spec, "VerifyResponse"));
+    assert_eq!(
+        verdicts,
+        [
+            "approved",
+            "denied",
+            "expired",
+            "max_attempts_reached",
+            "not_found"
+        ]
+        .map(String::from)
+        .into()
+    );
+
+    // Problem bodies carry the documented fields and one of the documented types.
+    let (status, problem) = daemon.send("not a number").await;
+    assert!(statuses(&spec, "/v1/otp/send", "post").contains(&status.as_u16()));
+    assert!(required(&spec, "Problem").is_subset(&keys(&problem)));
+    assert!(
+        enumeration(&spec, "Problem", "type").contains(problem["type"].as_str().expect("type"))
+    );
+    for status in [400, 401, 413, 415, 429, 503] {
+        assert!(
+            statuses(&spec, "/v1/otp/send", "post").contains(&status),
+            "send documents {status}"
+        );
+    }
+    for status in [200, 400, 401, 413, 415, 429] {
+        assert!(
+            statuses(&spec, "/v1/otp/verify", "post").contains(&status),
+            "verify documents {status}"
+        );
+    }
+    daemon.stop().await;
+}
