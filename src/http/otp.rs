@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tracing::{error, info};
+use tracing::{debug, error};
 
 use super::AppState;
 use super::extract::ApiJson;
@@ -81,7 +81,7 @@ pub async fn send(
             "the SMS queue is full; try again later",
         ));
     }
-    info!(to = %phone.masked(), id = %issued.id.0, "code issued");
+    debug!(to = %phone.masked(), id = %issued.id.0, "code issued");
     Ok((
         StatusCode::ACCEPTED,
         Json(SendResponse {

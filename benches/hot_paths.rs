@@ -1,0 +1,133 @@
+//! In-process costs of the per-request paths: phone parsing, issuing and verifying codes, rate
+//! limits, and the SMPP encode/decode of a submit_sm. Run: `cargo bench --bench hot_paths`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use otpgate::carrier::{OutboundSms, submit_sm};
+use otpgate::clock::SystemClock;
+use otpgate::config::Config;
+use otpgate::otp::{Code, CodeMac, MemoryStore, OsEntropy, OtpService, Policy};
+use otpgate::phone::PhoneNumber;
+use otpgate::ratelimit::RateLimits;
+use rusmpp::{Command, CommandStatus};
+use smpp_wire::FrameCodec;
+use tokio_util::codec::{Decoder, Encoder};
+
+fn numbers(count: usize) -> Vec<PhoneNumber> {
+    (0..count)
+        .map(|n| PhoneNumber::parse(&format!("+316{n:08}")).expect("valid"))
+        .collect()
+}
+
+fn service() -> OtpService {
+    OtpService::new(
+        Arc::new(MemoryStore::new(10_000_000)),
+        CodeMac::new(&[7u8; 32]).expect("long enough"),
+        Arc::new(OsEntropy),
+        Arc::new(SystemClock),
+        Policy {
+            code_length: 6,
+            ttl: Duration::from_secs(300),
+            max_attempts: 5,
+        },
+    )
+}
+
+fn otp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("otp");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("phone_parse", |b| {
+        b.iter(|| PhoneNumber::parse(black_box("+31 6 1234 5678")))
+    });
+    group.bench_function("code_generate", |b| b.iter(|| Code::generate(&OsEntropy, 6)));
+
+    let phones = numbers(100_000);
+    let otp = service();
+    let mut next = 0usize;
+    group.bench_function("issue", |b| {
+        b.iter(|| {
+            next = (next + 1) % phones.len();
+            otp.issue(&phones[next])
+        })
+    });
+    let wrong = Code::parse("000000", 6).expect("six digits");
+    group.bench_function("verify_denied", |b| {
+        // A fresh challenge per batch keeps every measured attempt a real compare.
+        b.iter_custom(|iterations| {
+            let mut elapsed = Duration::ZERO;
+            for i in 0..iterations {
+                let phone = &phones[(i as usize) % phones.len()];
+                otp.issue(phone).expect("issued");
+                let start = Instant::now();
+                black_box(otp.verify(phone, &wrong));
+                elapsed += start.elapsed();
+            }
+            elapsed
+        })
+    });
+    group.bench_function("issue_then_approve", |b| {
+        b.iter(|| {
+            next = (next + 1) % phones.len();
+            let issued = otp.issue(&phones[next]).expect("issued");
+            otp.verify(&phones[next], &issued.code)
+        })
+    });
+    group.finish();
+}
+
+fn limits(c: &mut Criterion) {
+    let config = Config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/otpgate.toml")))
+        .expect("shipped config");
+    let mut lenient = config.limits;
+    lenient.global_sends_per_second = std::num::NonZeroU32::MAX;
+    let limits = RateLimits::new(lenient);
+    let phones = numbers(100_000);
+    let mut next = 0usize;
+    let mut group = c.benchmark_group("ratelimit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("check_send_distinct_numbers", |b| {
+        b.iter(|| {
+            next = (next + 1) % phones.len();
+            limits.check_send(&phones[next])
+        })
+    });
+    group.finish();
+}
+
+fn wire(c: &mut Criterion) {
+    let config = Config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/otpgate.toml")))
+        .expect("shipped config");
+    let sms = OutboundSms {
+        to: PhoneNumber::parse("+31612345678").expect("valid"),
+        text: "Your verification code is 012345. It expires in 5 minutes.".to_owned(),
+        deadline: Instant::now() + Duration::from_secs(300),
+    };
+    let mut codec = FrameCodec::new(65_536);
+    let mut group = c.benchmark_group("smpp");
+    group.throughput(Throughput::Elements(1));
+    let mut buf = BytesMut::with_capacity(1 << 16);
+    group.bench_function("submit_sm_build_and_encode", |b| {
+        b.iter(|| {
+            buf.clear();
+            let body = submit_sm(&config.carrier, &sms).expect("encodable");
+            codec.encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut buf).expect("encode");
+        })
+    });
+    let mut frame = BytesMut::new();
+    let body = submit_sm(&config.carrier, &sms).expect("encodable");
+    codec.encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut frame).expect("encode");
+    group.bench_function("submit_sm_frame_decode", |b| {
+        b.iter(|| {
+            let mut input = frame.clone();
+            codec.decode(&mut input).expect("decodes")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, otp, limits, wire);
+criterion_main!(benches);
