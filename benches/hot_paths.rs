@@ -43,7 +43,9 @@ fn otp(c: &mut Criterion) {
     group.bench_function("phone_parse", |b| {
         b.iter(|| PhoneNumber::parse(black_box("+31 6 1234 5678")))
     });
-    group.bench_function("code_generate", |b| b.iter(|| Code::generate(&OsEntropy, 6)));
+    group.bench_function("code_generate", |b| {
+        b.iter(|| Code::generate(&OsEntropy, 6))
+    });
 
     let phones = numbers(100_000);
     let otp = service();
@@ -80,8 +82,11 @@ fn otp(c: &mut Criterion) {
 }
 
 fn limits(c: &mut Criterion) {
-    let config = Config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/otpgate.toml")))
-        .expect("shipped config");
+    let config = Config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/otpgate.toml"
+    )))
+    .expect("shipped config");
     let mut lenient = config.limits;
     lenient.global_sends_per_second = std::num::NonZeroU32::MAX;
     let limits = RateLimits::new(lenient);
@@ -99,8 +104,11 @@ fn limits(c: &mut Criterion) {
 }
 
 fn wire(c: &mut Criterion) {
-    let config = Config::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/otpgate.toml")))
-        .expect("shipped config");
+    let config = Config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/otpgate.toml"
+    )))
+    .expect("shipped config");
     let sms = OutboundSms {
         to: PhoneNumber::parse("+31612345678").expect("valid"),
         text: "Your verification code is 012345. It expires in 5 minutes.".to_owned(),
@@ -114,12 +122,16 @@ fn wire(c: &mut Criterion) {
         b.iter(|| {
             buf.clear();
             let body = submit_sm(&config.carrier, &sms).expect("encodable");
-            codec.encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut buf).expect("encode");
+            codec
+                .encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut buf)
+                .expect("encode");
         })
     });
     let mut frame = BytesMut::new();
     let body = submit_sm(&config.carrier, &sms).expect("encodable");
-    codec.encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut frame).expect("encode");
+    codec
+        .encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut frame)
+        .expect("encode");
     group.bench_function("submit_sm_frame_decode", |b| {
         b.iter(|| {
             let mut input = frame.clone();

@@ -29,7 +29,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let sim_before = match &args.sim {
         Some(sim) => submits(&client, sim).await?,
         None => 0,
@@ -38,7 +40,13 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, next, url, key, total) = (client.clone(), next.clone(), args.url.clone(), args.key.clone(), args.requests);
+        let (client, next, url, key, total) = (
+            client.clone(),
+            next.clone(),
+            args.url.clone(),
+            args.key.clone(),
+            args.requests,
+        );
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
@@ -79,11 +87,17 @@ async fn main() -> anyhow::Result<()> {
     println!("requests      {}", args.requests);
     println!("concurrency   {}", args.concurrency);
     println!("http elapsed  {:.2} s", http_elapsed.as_secs_f64());
-    println!("http rate     {:.0} req/s", args.requests as f64 / http_elapsed.as_secs_f64());
+    println!(
+        "http rate     {:.0} req/s",
+        args.requests as f64 / http_elapsed.as_secs_f64()
+    );
     println!("statuses      {statuses:?}");
     println!("latency p50   {:.2} ms", pct(0.50).as_secs_f64() * 1e3);
     println!("latency p99   {:.2} ms", pct(0.99).as_secs_f64() * 1e3);
-    println!("latency max   {:.2} ms", latencies[latencies.len() - 1].as_secs_f64() * 1e3);
+    println!(
+        "latency max   {:.2} ms",
+        latencies[latencies.len() - 1].as_secs_f64() * 1e3
+    );
     if let Some(sim) = &args.sim {
         let accepted = statuses.get(&202).copied().unwrap_or(0);
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -98,12 +112,22 @@ async fn main() -> anyhow::Result<()> {
         let e2e = started.elapsed();
         println!("delivered     {delivered} of {accepted} accepted");
         println!("e2e elapsed   {:.2} s", e2e.as_secs_f64());
-        println!("e2e rate      {:.0} SMS/s (HTTP send -> submit_sm recorded by the simulator)", delivered as f64 / e2e.as_secs_f64());
+        println!(
+            "e2e rate      {:.0} SMS/s (HTTP send -> submit_sm recorded by the simulator)",
+            delivered as f64 / e2e.as_secs_f64()
+        );
     }
     Ok(())
 }
 
 async fn submits(client: &reqwest::Client, sim: &str) -> anyhow::Result<u64> {
-    let stats: Value = client.get(format!("{sim}/api/stats")).send().await?.json().await?;
-    stats["submits"].as_u64().ok_or_else(|| anyhow::anyhow!("no submits in simulator stats"))
+    let stats: Value = client
+        .get(format!("{sim}/api/stats"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    stats["submits"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no submits in simulator stats"))
 }

@@ -4,7 +4,6 @@ mod backoff;
 mod pdu;
 mod session;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
@@ -33,8 +32,8 @@ pub struct QueueFull;
 /// Cheap-to-clone handle through which the rest of the daemon reaches the session task.
 #[derive(Clone)]
 pub struct CarrierHandle {
-    name: Arc<str>,
     queue: mpsc::Sender<OutboundSms>,
+    queue_depth: metrics::Gauge,
     bound: watch::Receiver<bool>,
 }
 
@@ -42,8 +41,7 @@ impl CarrierHandle {
     /// Queues `sms` without waiting.
     pub fn try_enqueue(&self, sms: OutboundSms) -> Result<(), QueueFull> {
         self.queue.try_send(sms).map_err(|_| QueueFull)?;
-        metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => self.name.to_string())
-            .increment(1.0);
+        self.queue_depth.increment(1.0);
         Ok(())
     }
 
@@ -71,14 +69,17 @@ pub struct CarrierStop {
 pub fn spawn(config: CarrierConfig, stop: CarrierStop, tracker: &TaskTracker) -> CarrierHandle {
     let (queue, receiver) = mpsc::channel(config.queue_capacity);
     let (bound_tx, bound) = watch::channel(false);
-    let name: Arc<str> = Arc::from(config.name.as_str());
-    metrics::gauge!(m::SMPP_SESSIONS_BOUND, m::LABEL_CARRIER => config.name.clone()).set(0.0);
-    metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => config.name.clone()).set(0.0);
+    let queue_depth = metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => config.name.clone());
+    // Outcomes that may not happen for a while still show as 0 from the start.
     for result in ["ok", "expired", "timeout"] {
         metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => config.name.clone(), m::LABEL_RESULT => result)
             .increment(0);
     }
     let carrier = session::Carrier::new(config, receiver, bound_tx, stop);
     tracker.spawn(carrier.run());
-    CarrierHandle { name, queue, bound }
+    CarrierHandle {
+        queue,
+        queue_depth,
+        bound,
+    }
 }

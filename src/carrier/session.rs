@@ -87,6 +87,41 @@ pub(super) struct Carrier {
     queue_done: bool,
     bound: watch::Sender<bool>,
     stop: CarrierStop,
+    metrics: SessionMetrics,
+}
+
+/// Metric handles resolved once: the per-message path then allocates no label strings.
+struct SessionMetrics {
+    carrier: String,
+    submitted_ok: metrics::Counter,
+    submit_duration: metrics::Histogram,
+    queue_depth: metrics::Gauge,
+    bound: metrics::Gauge,
+    bind_failures: metrics::Counter,
+}
+
+impl SessionMetrics {
+    fn new(carrier: &str) -> Self {
+        let label = || carrier.to_owned();
+        Self {
+            carrier: carrier.to_owned(),
+            submitted_ok: metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => label(), m::LABEL_RESULT => "ok"),
+            submit_duration: metrics::histogram!(m::SMS_SUBMIT_DURATION_SECONDS, m::LABEL_CARRIER => label()),
+            queue_depth: metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => label()),
+            bound: metrics::gauge!(m::SMPP_SESSIONS_BOUND, m::LABEL_CARRIER => label()),
+            bind_failures: metrics::counter!(m::SMPP_BIND_FAILURES_TOTAL, m::LABEL_CARRIER => label()),
+        }
+    }
+
+    /// Counts one final submit outcome.
+    fn submitted(&self, result: &str) {
+        if result == "ok" {
+            self.submitted_ok.increment(1);
+        } else {
+            metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => self.carrier.clone(), m::LABEL_RESULT => result.to_owned())
+                .increment(1);
+        }
+    }
 }
 
 impl Carrier {
@@ -97,6 +132,7 @@ impl Carrier {
         stop: CarrierStop,
     ) -> Self {
         Self {
+            metrics: SessionMetrics::new(&config.name),
             config,
             queue,
             retry: VecDeque::new(),
@@ -106,10 +142,6 @@ impl Carrier {
         }
     }
 
-    fn carrier(&self) -> String {
-        self.config.name.clone()
-    }
-
     fn nothing_left(&self) -> bool {
         self.retry.is_empty()
             && (self.queue_done || (self.queue.is_closed() && self.queue.is_empty()))
@@ -117,16 +149,11 @@ impl Carrier {
 
     fn set_bound(&self, bound: bool) {
         self.bound.send_replace(bound);
-        metrics::gauge!(m::SMPP_SESSIONS_BOUND, m::LABEL_CARRIER => self.carrier()).set(if bound {
-            1.0
-        } else {
-            0.0
-        });
+        self.metrics.bound.set(if bound { 1.0 } else { 0.0 });
     }
 
     fn record(&self, result: &str) {
-        metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => self.carrier(), m::LABEL_RESULT => result.to_owned())
-            .increment(1);
+        self.metrics.submitted(result);
     }
 
     /// Runs until drained or aborted: connect, bind, serve, and on failure back off and retry.
@@ -160,7 +187,7 @@ impl Carrier {
                     }
                 }
                 Err(err) => {
-                    metrics::counter!(m::SMPP_BIND_FAILURES_TOTAL, m::LABEL_CARRIER => self.carrier()).increment(1);
+                    self.metrics.bind_failures.increment(1);
                     warn!(carrier = %self.config.name, %err, "SMPP connect or bind failed");
                 }
             }
@@ -258,7 +285,7 @@ impl Carrier {
     }
 
     fn dequeued(&self) {
-        metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => self.carrier()).decrement(1.0);
+        self.metrics.queue_depth.decrement(1.0);
     }
 
     /// Feeds one submit_sm into the link buffer (no flush). A message past its deadline or not
@@ -487,8 +514,7 @@ impl Carrier {
         paused_until: &mut Option<Instant>,
     ) {
         let elapsed = flight.written_at.elapsed();
-        metrics::histogram!(m::SMS_SUBMIT_DURATION_SECONDS, m::LABEL_CARRIER => self.carrier())
-            .record(elapsed.as_secs_f64());
+        self.metrics.submit_duration.record(elapsed.as_secs_f64());
         if status == CommandStatus::EsmeRok {
             self.record("ok");
             return;
