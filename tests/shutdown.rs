@@ -118,3 +118,151 @@ async fn sigterm_delivers_everything_in_flight_and_queued_then_unbinds_and_exits
     let stats = sim.stats_now();
     assert_eq!((stats.submits, stats.unbinds), (20, 1));
 }
+
+/// Starts the real binary against `sim` with `RUST_LOG=debug`, the given environment, and the
+/// test's standard config; returns the child and its log lines.
+async fn start_binary(
+    sim: &Sim,
+    dir: &std::path::Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (
+    Child,
+    tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+) {
+    let config = write_daemon_config(
+        dir,
+        &Options::new(sim.smpp),
+        &unique_carrier(),
+        "127.0.0.1:0",
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_otpgate"));
+    command
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start otpgate");
+    let log = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    (child, log)
+}
+
+#[tokio::test]
+async fn the_daemon_tells_systemd_ready_and_stopping() {
+    let sim = Sim::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    let (child, mut log) = start_binary(
+        &sim,
+        dir.path(),
+        &[("NOTIFY_SOCKET", socket_path.as_os_str())],
+    )
+    .await;
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(PATIENCE, socket.recv(&mut buf))
+        .await
+        .expect("READY in time")
+        .expect("recv");
+    assert_eq!(&buf[..read], b"READY=1\n");
+    wait_for_log(&mut log, "SMPP session bound").await;
+    terminate(&child);
+    let read = tokio::time::timeout(PATIENCE, socket.recv(&mut buf))
+        .await
+        .expect("STOPPING in time")
+        .expect("recv");
+    assert_eq!(&buf[..read], b"STOPPING=1\n");
+    let mut child = child;
+    let drain_log = tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    drain_log.await.expect("log reader");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn logs_never_carry_codes_keys_secrets_or_full_numbers() {
+    let sim = Sim::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, mut log) = start_binary(&sim, dir.path(), &[]).await;
+    let listening = wait_for_log(&mut log, "http listening").await;
+    let addr = listening
+        .split("addr=")
+        .nth(1)
+        .expect("addr")
+        .split_whitespace()
+        .next()
+        .expect("addr")
+        .to_owned();
+    wait_for_log(&mut log, "SMPP session bound").await;
+    let collected = tokio::spawn(async move {
+        let mut lines = vec![listening];
+        while let Ok(Some(line)) = log.next_line().await {
+            lines.push(line);
+        }
+        lines
+    });
+
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value, key: &str| {
+        client
+            .post(format!("http://{addr}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let phone = "+31612345678";
+    post("/v1/otp/send", json!({ "phone": phone }), API_KEY)
+        .await
+        .expect("send");
+    let code = sim.code_for(phone).await;
+    post(
+        "/v1/otp/verify",
+        json!({ "phone": phone, "code": common::wrong_code(&code) }),
+        API_KEY,
+    )
+    .await
+    .expect("verify");
+    post(
+        "/v1/otp/verify",
+        json!({ "phone": phone, "code": code }),
+        API_KEY,
+    )
+    .await
+    .expect("verify");
+    post(
+        "/v1/otp/send",
+        json!({ "phone": phone }),
+        "not-the-key-0000",
+    )
+    .await
+    .expect("unauthorised send");
+    terminate(&child);
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+
+    let log = collected.await.expect("log reader").join("\n");
+    assert!(
+        log.contains("+316******78"),
+        "numbers appear masked:\n{log}"
+    );
+    for secret in [
+        code.as_str(),
+        "31612345678",
+        API_KEY,
+        "not-the-key-0000",
+        common::SECRET,
+        "password",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
+    }
+}
