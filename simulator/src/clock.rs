@@ -17,6 +17,22 @@ pub fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// `YYMMDDhhmm` in UTC, as delivery receipts write dates.
+pub fn yymmddhhmm(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{:02}{month:02}{day:02}{:02}{:02}",
+        year % 100,
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::faults::FaultSpec;
+use crate::outcome::{Rule, Stat};
+
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -33,6 +36,16 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub receipts: ReceiptConfig,
+    /// Deterministic outcomes by destination; the first match wins.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Faults in force from the start (the tester API changes them at runtime).
+    #[serde(default)]
+    pub faults: FaultSpec,
+    #[serde(default)]
+    pub mo: MoConfig,
     pub accounts: Vec<Account>,
 }
 
@@ -70,12 +83,85 @@ impl Default for StoreConfig {
     }
 }
 
+/// When and with what outcome receipts are sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptConfig {
+    /// Delay from submit to the final state (and its receipt), in ms.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// When set, the delay is drawn uniformly from `delay_ms..=delay_ms_max`.
+    pub delay_ms_max: Option<u64>,
+    /// Outcome mix for messages no rule matches, by percentage; default: all DELIVRD.
+    #[serde(default = "default_mix")]
+    pub outcomes: Vec<OutcomeShare>,
+}
+
+impl Default for ReceiptConfig {
+    fn default() -> Self {
+        Self {
+            delay_ms: 0,
+            delay_ms_max: None,
+            outcomes: default_mix(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeShare {
+    pub stat: Stat,
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoConfig {
+    /// Echo every accepted MT back to the sender as an MO from the destination.
+    #[serde(default)]
+    pub loopback: bool,
+}
+
+/// The bind types an account may use.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BindType {
+    Transmitter,
+    Receiver,
+    Transceiver,
+}
+
+impl BindType {
+    pub fn may_submit(self) -> bool {
+        matches!(self, BindType::Transmitter | BindType::Transceiver)
+    }
+
+    pub fn may_receive(self) -> bool {
+        matches!(self, BindType::Receiver | BindType::Transceiver)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindType::Transmitter => "transmitter",
+            BindType::Receiver => "receiver",
+            BindType::Transceiver => "transceiver",
+        }
+    }
+}
+
 /// An ESME allowed to bind.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     pub system_id: String,
     pub password: String,
+    #[serde(default = "all_bind_types")]
+    pub bind_types: Vec<BindType>,
+    /// Concurrent sessions allowed; one more gets ESME_RBINDFAIL.
+    #[serde(default = "default_max_binds")]
+    pub max_binds: usize,
 }
 
 fn default_system_id() -> String {
@@ -86,6 +172,22 @@ fn default_max_pdu_length() -> usize {
 }
 fn default_capacity() -> usize {
     100_000
+}
+fn default_mix() -> Vec<OutcomeShare> {
+    vec![OutcomeShare {
+        stat: Stat::Delivrd,
+        percent: 100.0,
+    }]
+}
+fn all_bind_types() -> Vec<BindType> {
+    vec![
+        BindType::Transmitter,
+        BindType::Receiver,
+        BindType::Transceiver,
+    ]
+}
+fn default_max_binds() -> usize {
+    10
 }
 
 impl Config {
@@ -126,6 +228,16 @@ impl Config {
                 "must be at most 8 characters (SMPP limit)",
             ));
         }
+        if config
+            .accounts
+            .iter()
+            .any(|a| a.bind_types.is_empty() || a.max_binds == 0)
+        {
+            return Err(invalid(
+                "accounts",
+                "bind_types must not be empty and max_binds must be at least 1",
+            ));
+        }
         if config.smpp.system_id.is_empty()
             || config.smpp.system_id.len() > 15
             || !config.smpp.system_id.is_ascii()
@@ -141,6 +253,32 @@ impl Config {
         if config.store.capacity == 0 {
             return Err(invalid("store.capacity", "must be greater than 0"));
         }
+        if config
+            .receipts
+            .delay_ms_max
+            .is_some_and(|max| max < config.receipts.delay_ms)
+        {
+            return Err(invalid(
+                "receipts.delay_ms_max",
+                "must not be below delay_ms",
+            ));
+        }
+        let total: f64 = config.receipts.outcomes.iter().map(|o| o.percent).sum();
+        if config.receipts.outcomes.iter().any(|o| o.percent < 0.0) || (total - 100.0).abs() > 1e-6
+        {
+            return Err(invalid(
+                "receipts.outcomes",
+                "percentages must be non-negative and add up to 100",
+            ));
+        }
+        for rule in &config.rules {
+            rule.validate()
+                .map_err(|message| invalid("rules", &message))?;
+        }
+        config
+            .faults
+            .validate()
+            .map_err(|message| invalid("faults", &message))?;
         Ok(config)
     }
 

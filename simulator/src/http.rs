@@ -1,19 +1,22 @@
-//! The tester's HTTP API: read what the "phones" received, clear it, read counters.
+//! The tester's HTTP API: read what the "phones" received, inject MO, script faults, drop
+//! sessions, read counters and Prometheus metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::Shared;
+use crate::faults::FaultSpec;
+use crate::mo::{self, MoError};
 use crate::stats::StatsSnapshot;
-use crate::store::{Filter, StoredMessage};
+use crate::store::{Direction, Filter};
 
 const MAX_LIMIT: usize = 1000;
 const MAX_WAIT_MS: u64 = 30_000;
@@ -22,7 +25,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/messages", get(list).delete(clear))
         .route("/api/messages/latest", get(latest))
+        .route("/api/messages/{id}", get(one))
+        .route("/api/mo", post(send_mo))
+        .route(
+            "/api/faults",
+            get(faults).put(set_faults).delete(clear_faults),
+        )
+        .route("/api/sessions/drop", post(drop_sessions))
         .route("/api/stats", get(stats))
+        .route("/metrics", get(metrics))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -47,29 +58,52 @@ fn problem(status: StatusCode, detail: &str) -> Response {
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+struct MessageQuery {
     to: Option<String>,
+    from: Option<String>,
+    account: Option<String>,
+    since: Option<String>,
+    direction: Option<String>,
     limit: Option<usize>,
-}
-
-async fn list(
-    State(shared): State<Arc<Shared>>,
-    Query(query): Query<ListQuery>,
-) -> Json<Vec<StoredMessage>> {
-    let filter = Filter { to: query.to };
-    let limit = query.limit.unwrap_or(100).min(MAX_LIMIT);
-    Json(shared.store.list(&filter, limit))
-}
-
-#[derive(Deserialize)]
-struct LatestQuery {
-    to: Option<String>,
-    /// Long-poll: wait up to this many milliseconds for a matching message.
+    /// Long-poll (latest only): wait up to this many milliseconds for a match.
     wait_ms: Option<u64>,
 }
 
-async fn latest(State(shared): State<Arc<Shared>>, Query(query): Query<LatestQuery>) -> Response {
-    let filter = Filter { to: query.to };
+impl MessageQuery {
+    fn filter(&self) -> Result<Filter, String> {
+        let direction = match self.direction.as_deref() {
+            None => None,
+            Some("mt") => Some(Direction::Mt),
+            Some("mo") => Some(Direction::Mo),
+            Some(other) => return Err(format!("direction must be mt or mo, not {other:?}")),
+        };
+        Ok(Filter {
+            to: self.to.clone(),
+            from: self.from.clone(),
+            account: self.account.clone(),
+            since: self.since.clone(),
+            direction,
+        })
+    }
+}
+
+async fn list(State(shared): State<Arc<Shared>>, Query(query): Query<MessageQuery>) -> Response {
+    match query.filter() {
+        Ok(filter) => Json(
+            shared
+                .store
+                .list(&filter, query.limit.unwrap_or(100).min(MAX_LIMIT)),
+        )
+        .into_response(),
+        Err(message) => problem(StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+async fn latest(State(shared): State<Arc<Shared>>, Query(query): Query<MessageQuery>) -> Response {
+    let filter = match query.filter() {
+        Ok(filter) => filter,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
+    };
     let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
     match shared.store.latest_within(&filter, wait).await {
         Some(message) => Json(message).into_response(),
@@ -77,10 +111,98 @@ async fn latest(State(shared): State<Arc<Shared>>, Query(query): Query<LatestQue
     }
 }
 
+async fn one(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match shared.store.get(&id) {
+        Some(message) => Json(message).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            "no message with that id (or it was evicted)",
+        ),
+    }
+}
+
 async fn clear(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     Json(json!({ "deleted": shared.store.clear() }))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoRequest {
+    from: String,
+    to: String,
+    text: String,
+    account: Option<String>,
+}
+
+async fn send_mo(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<MoRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return problem(StatusCode::BAD_REQUEST, &rejection.body_text()),
+    };
+    match mo::send(
+        &shared,
+        request.account.as_deref(),
+        &request.from,
+        &request.to,
+        &request.text,
+    ) {
+        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response(),
+        Err(err @ MoError::NoReceiver) => problem(StatusCode::CONFLICT, &err.to_string()),
+        Err(err @ MoError::Busy) => problem(StatusCode::SERVICE_UNAVAILABLE, &err.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct AccountQuery {
+    account: Option<String>,
+}
+
+async fn faults(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.faults.view()).into_response()
+}
+
+async fn set_faults(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<AccountQuery>,
+    body: Result<Json<FaultSpec>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(spec) = match body {
+        Ok(body) => body,
+        Err(rejection) => return problem(StatusCode::BAD_REQUEST, &rejection.body_text()),
+    };
+    match shared.faults.set(query.account.as_deref(), spec) {
+        Ok(()) => Json(shared.faults.view()).into_response(),
+        Err(message) => problem(StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
+    shared.faults.clear();
+    Json(shared.faults.view()).into_response()
+}
+
+async fn drop_sessions(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<AccountQuery>,
+) -> Json<serde_json::Value> {
+    Json(json!({ "dropped": shared.registry.drop_sessions(query.account.as_deref()) }))
+}
+
 async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsSnapshot> {
     Json(shared.snapshot())
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut response = shared
+        .metrics
+        .render(&shared.registry, &shared.store)
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }

@@ -1,14 +1,23 @@
 //! smsc-sim: an SMSC simulator for testing SMPP clients. It accepts binds, records every short
 //! message, and lets a tester read what each "phone" received over HTTP.
 //!
-//! - `smpp`: accept loop and sessions (where PDUs are answered);
+//! - `smpp`: accept loop and sessions (where PDUs are answered, `smpp::handle`);
+//! - `outcome`: what happens to each message; `receipt` and `scheduler`: delivery receipts;
+//! - `faults`: faults scripted at runtime; `registry`: bound sessions; `mo`: mobile-originated;
 //! - `store`: the bounded message store; `otp`: code extraction; `text`: data_coding decoding;
-//! - `http`: the tester API; `stats`: counters; `config`: the TOML file.
+//! - `http`: the tester API; `metrics` and `stats`: counters; `config`: the TOML file.
 
 pub mod clock;
 pub mod config;
+pub mod faults;
 pub mod http;
+pub mod metrics;
+pub mod mo;
 pub mod otp;
+pub mod outcome;
+pub mod receipt;
+pub mod registry;
+pub mod scheduler;
 pub mod smpp;
 pub mod stats;
 pub mod store;
@@ -21,14 +30,24 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
+use faults::Faults;
+use metrics::Metrics;
+use outcome::Outcomes;
+use registry::Registry;
 use stats::{Stats, StatsSnapshot};
 use store::MessageStore;
+use tokio::sync::mpsc;
 
-/// State shared by the SMPP sessions and the HTTP API.
+/// State shared by the SMPP sessions, the receipt scheduler and the HTTP API.
 pub struct Shared {
     pub config: Config,
     pub store: MessageStore,
     pub stats: Stats,
+    pub metrics: Metrics,
+    pub faults: Faults,
+    pub outcomes: Outcomes,
+    pub registry: Registry,
+    pub receipts: mpsc::UnboundedSender<scheduler::Job>,
 }
 
 impl Shared {
@@ -51,12 +70,19 @@ pub fn start(
     http: TcpListener,
     shutdown: CancellationToken,
 ) -> Running {
+    let (receipts, jobs) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         store: MessageStore::new(config.store.capacity),
         stats: Stats::default(),
+        metrics: Metrics::default(),
+        faults: Faults::new(config.faults.clone()),
+        outcomes: Outcomes::new(&config.rules, &config.receipts),
+        registry: Registry::default(),
+        receipts,
         config,
     });
     let tracker = TaskTracker::new();
+    tracker.spawn(scheduler::run(shared.clone(), jobs, shutdown.clone()));
     tracker.spawn(smpp::serve(
         smpp,
         shared.clone(),

@@ -1,18 +1,51 @@
-//! Every message the simulator accepted, newest last, bounded (oldest evicted), with a way to
-//! wait for the next one.
+//! Every message the simulator handled (MT accepted from an ESME, MO sent to one), newest last,
+//! bounded with the oldest evicted, with lookup by id and a way to wait for the next one.
+//!
+//! Ids are a hex counter assigned under the lock, so a message's position is its id minus the
+//! id of the oldest kept: lookups by id are O(1).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
-/// One accepted short message.
+use crate::clock::rfc3339;
+use crate::outcome::Stat;
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Submitted by an ESME, to a phone.
+    Mt,
+    /// From a phone, delivered to an ESME.
+    Mo,
+}
+
+/// What the caller knows about a new message; the store adds id, time and state.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub account: String,
+    pub data_coding: u8,
+    pub esm_class: u8,
+    pub registered_delivery: u8,
+    /// The state it reaches, and when.
+    pub outcome: Stat,
+    pub final_at: Instant,
+}
+
+/// One message as the tester API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredMessage {
     pub id: String,
+    pub direction: Direction,
     pub from: String,
     pub to: String,
     pub text: String,
@@ -21,93 +54,207 @@ pub struct StoredMessage {
     pub otp: Option<String>,
     pub account: String,
     pub data_coding: u8,
+    pub esm_class: u8,
     pub registered_delivery: u8,
+    /// ENROUTE until its final state; then that state.
+    pub state: Stat,
+    /// When a delivery receipt for it was handed to a session.
+    pub receipt_sent_at: Option<String>,
+    #[serde(skip)]
+    outcome: Stat,
+    #[serde(skip)]
+    final_at: Instant,
+    #[serde(skip)]
+    received: SystemTime,
 }
 
-/// Which messages a query wants.
+impl StoredMessage {
+    fn state_at(&self, now: Instant) -> Stat {
+        if now >= self.final_at {
+            self.outcome
+        } else {
+            Stat::Enroute
+        }
+    }
+
+    fn view(&self, now: Instant) -> StoredMessage {
+        let mut view = self.clone();
+        view.state = self.state_at(now);
+        view
+    }
+
+    pub fn submitted_at(&self) -> SystemTime {
+        self.received
+    }
+}
+
+/// Which messages a query wants; every set field must match.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
-    /// Destination; compared by digits, so `+31 6 1234 5678` and `31612345678` match.
+    /// Destination, compared by digits: `+31 6 1234 5678` and `31612345678` match.
     pub to: Option<String>,
+    /// Sender, compared by digits when it has digits, else exactly.
+    pub from: Option<String>,
+    pub account: Option<String>,
+    /// RFC 3339; messages received at or after it.
+    pub since: Option<String>,
+    pub direction: Option<Direction>,
 }
 
 fn digits(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
 }
 
-impl Filter {
-    fn matches(&self, message: &StoredMessage) -> bool {
-        self.to
-            .as_ref()
-            .is_none_or(|to| digits(to) == digits(&message.to))
+fn same_address(wanted: &str, actual: &str) -> bool {
+    let wanted_digits = digits(wanted);
+    if wanted_digits.is_empty() {
+        wanted == actual
+    } else {
+        wanted_digits == digits(actual)
     }
 }
 
+impl Filter {
+    fn matches(&self, message: &StoredMessage) -> bool {
+        self.to.as_ref().is_none_or(|to| same_address(to, &message.to))
+            && self.from.as_ref().is_none_or(|from| same_address(from, &message.from))
+            && self.account.as_ref().is_none_or(|a| *a == message.account)
+            // Same fixed-width UTC format on both sides: string order is time order.
+            && self.since.as_ref().is_none_or(|since| message.received_at.as_str() >= since.as_str())
+            && self.direction.is_none_or(|d| d == message.direction)
+    }
+}
+
+/// Why a cancel or replace was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeError {
+    NotFound,
+    /// The message already reached its final state.
+    Final,
+}
+
+struct Inner {
+    messages: VecDeque<StoredMessage>,
+    /// Sequence number of `messages[0]`.
+    first: u64,
+}
+
 pub struct MessageStore {
-    messages: Mutex<VecDeque<StoredMessage>>,
+    inner: Mutex<Inner>,
     capacity: usize,
-    next_id: AtomicU64,
+    /// Added to every sequence number so ids differ across simulator restarts.
+    base: u64,
     evicted: AtomicU64,
     added: Notify,
+    events: broadcast::Sender<StoredMessage>,
 }
 
 impl MessageStore {
     pub fn new(capacity: usize) -> Self {
-        // Ids stay unique across restarts of the simulator: they start at the boot time in ms.
-        let start = SystemTime::now()
+        let base = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
-            .unwrap_or(1);
+            .unwrap_or(1)
+            << 16;
         Self {
-            messages: Mutex::new(VecDeque::new()),
+            inner: Mutex::new(Inner {
+                messages: VecDeque::new(),
+                first: 0,
+            }),
             capacity,
-            next_id: AtomicU64::new(start),
+            base,
             evicted: AtomicU64::new(0),
             added: Notify::new(),
+            events: broadcast::channel(1024).0,
         }
     }
 
-    /// A fresh message_id (hex, as many SMSCs use).
-    pub fn next_id(&self) -> String {
-        format!("{:x}", self.next_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<StoredMessage>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the deque half-written; keep serving.
-        self.messages
+        self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn push(&self, message: StoredMessage) {
-        {
-            let mut messages = self.lock();
-            if messages.len() >= self.capacity {
-                messages.pop_front();
+    /// Index of message `id` in the deque, if still kept.
+    fn index(&self, inner: &Inner, id: &str) -> Option<usize> {
+        let sequence = u64::from_str_radix(id, 16).ok()?.checked_sub(self.base)?;
+        let index = usize::try_from(sequence.checked_sub(inner.first)?).ok()?;
+        (index < inner.messages.len()).then_some(index)
+    }
+
+    /// Stores `message` and returns its id.
+    pub fn insert(&self, message: NewMessage) -> String {
+        let received = SystemTime::now();
+        let stored = {
+            let mut inner = self.lock();
+            if inner.messages.len() >= self.capacity {
+                inner.messages.pop_front();
+                inner.first += 1;
                 self.evicted.fetch_add(1, Ordering::Relaxed);
             }
-            messages.push_back(message);
-        }
+            let sequence = inner.first + inner.messages.len() as u64;
+            let stored = StoredMessage {
+                id: format!("{:x}", self.base + sequence),
+                direction: message.direction,
+                otp: crate::otp::find_code(&message.text),
+                from: message.from,
+                to: message.to,
+                text: message.text,
+                received_at: rfc3339(received),
+                account: message.account,
+                data_coding: message.data_coding,
+                esm_class: message.esm_class,
+                registered_delivery: message.registered_delivery,
+                state: Stat::Enroute,
+                receipt_sent_at: None,
+                outcome: message.outcome,
+                final_at: message.final_at,
+                received,
+            };
+            inner.messages.push_back(stored.clone());
+            stored
+        };
         self.added.notify_waiters();
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(stored.view(Instant::now()));
+        }
+        stored.id
+    }
+
+    /// New messages as they arrive.
+    pub fn subscribe(&self) -> broadcast::Receiver<StoredMessage> {
+        self.events.subscribe()
     }
 
     /// Up to `limit` matching messages, newest first.
     pub fn list(&self, filter: &Filter, limit: usize) -> Vec<StoredMessage> {
-        self.lock()
+        let now = Instant::now();
+        let inner = self.lock();
+        inner
+            .messages
             .iter()
             .rev()
             .filter(|m| filter.matches(m))
             .take(limit)
-            .cloned()
+            .map(|m| m.view(now))
             .collect()
     }
 
     pub fn latest(&self, filter: &Filter) -> Option<StoredMessage> {
+        let now = Instant::now();
         self.lock()
+            .messages
             .iter()
             .rev()
             .find(|m| filter.matches(m))
-            .cloned()
+            .map(|m| m.view(now))
+    }
+
+    pub fn get(&self, id: &str) -> Option<StoredMessage> {
+        let inner = self.lock();
+        let index = self.index(&inner, id)?;
+        Some(inner.messages[index].view(Instant::now()))
     }
 
     /// The newest matching message, waiting up to `wait` for one to arrive.
@@ -126,15 +273,69 @@ impl MessageStore {
         }
     }
 
+    /// The state of message `id` at `now`.
+    pub fn state_of(&self, id: &str, now: Instant) -> Option<Stat> {
+        let inner = self.lock();
+        let index = self.index(&inner, id)?;
+        Some(inner.messages[index].state_at(now))
+    }
+
+    /// (state, when it became final) of message `id`.
+    pub fn query(&self, id: &str) -> Option<(Stat, Option<SystemTime>)> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let message = &inner.messages[self.index(&inner, id)?];
+        let state = message.state_at(now);
+        let done = (state != Stat::Enroute)
+            .then(|| SystemTime::now() - now.saturating_duration_since(message.final_at));
+        Some((state, done))
+    }
+
+    /// Cancels a message still en route: it becomes DELETED now and gets no receipt.
+    pub fn cancel(&self, id: &str) -> Result<(), ChangeError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let index = self.index(&inner, id).ok_or(ChangeError::NotFound)?;
+        let message = &mut inner.messages[index];
+        if message.state_at(now) != Stat::Enroute {
+            return Err(ChangeError::Final);
+        }
+        message.outcome = Stat::Deleted;
+        message.final_at = now;
+        Ok(())
+    }
+
+    /// Replaces the text of a message still en route.
+    pub fn replace(&self, id: &str, text: String) -> Result<(), ChangeError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let index = self.index(&inner, id).ok_or(ChangeError::NotFound)?;
+        let message = &mut inner.messages[index];
+        if message.state_at(now) != Stat::Enroute {
+            return Err(ChangeError::Final);
+        }
+        message.otp = crate::otp::find_code(&text);
+        message.text = text;
+        Ok(())
+    }
+
+    pub fn receipt_sent(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(index) = self.index(&inner, id) {
+            inner.messages[index].receipt_sent_at = Some(rfc3339(SystemTime::now()));
+        }
+    }
+
     pub fn clear(&self) -> usize {
-        let mut messages = self.lock();
-        let count = messages.len();
-        messages.clear();
+        let mut inner = self.lock();
+        let count = inner.messages.len();
+        inner.first += count as u64;
+        inner.messages.clear();
         count
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().messages.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -150,26 +351,28 @@ impl MessageStore {
 mod tests {
     use super::*;
 
-    fn message(to: &str, text: &str) -> StoredMessage {
-        StoredMessage {
-            id: "1".into(),
+    fn message(to: &str, text: &str, final_in: Duration) -> NewMessage {
+        NewMessage {
+            direction: Direction::Mt,
             from: "OTPGATE".into(),
             to: to.into(),
             text: text.into(),
-            received_at: String::new(),
-            otp: None,
             account: "a".into(),
             data_coding: 0,
+            esm_class: 0,
             registered_delivery: 0,
+            outcome: Stat::Delivrd,
+            final_at: Instant::now() + final_in,
         }
     }
 
     #[test]
-    fn keeps_the_newest_up_to_capacity() {
+    fn keeps_the_newest_up_to_capacity_and_finds_by_id() {
         let store = MessageStore::new(2);
-        for text in ["one", "two", "three"] {
-            store.push(message("+31612345678", text));
-        }
+        let ids: Vec<String> = ["one", "two", "three"]
+            .iter()
+            .map(|text| store.insert(message("+31612345678", text, Duration::ZERO)))
+            .collect();
         let texts: Vec<String> = store
             .list(&Filter::default(), 10)
             .into_iter()
@@ -177,17 +380,55 @@ mod tests {
             .collect();
         assert_eq!(texts, ["three", "two"]);
         assert_eq!(store.evicted(), 1);
+        assert!(store.get(&ids[0]).is_none(), "evicted");
+        assert_eq!(store.get(&ids[2]).map(|m| m.text).as_deref(), Some("three"));
+        assert!(store.get("zz").is_none());
+        store.clear();
+        assert!(store.get(&ids[2]).is_none());
+        let next = store.insert(message("+1", "four", Duration::ZERO));
+        assert_eq!(store.get(&next).map(|m| m.text).as_deref(), Some("four"));
     }
 
     #[test]
-    fn filters_by_destination_digits() {
+    fn filters_by_destination_digits_sender_and_direction() {
         let store = MessageStore::new(10);
-        store.push(message("+31612345678", "a"));
-        store.push(message("+31612345679", "b"));
+        store.insert(message("+31612345678", "a", Duration::ZERO));
+        store.insert(message("+31612345679", "b", Duration::ZERO));
         let filter = Filter {
             to: Some(" 31 6 1234 5678".into()),
+            ..Filter::default()
         };
         assert_eq!(store.latest(&filter).map(|m| m.text).as_deref(), Some("a"));
+        let from = Filter {
+            from: Some("OTPGATE".into()),
+            direction: Some(Direction::Mo),
+            ..Filter::default()
+        };
+        assert!(store.latest(&from).is_none());
+        let since = Filter {
+            since: Some("2999-01-01T00:00:00.000Z".into()),
+            ..Filter::default()
+        };
+        assert!(store.latest(&since).is_none());
+    }
+
+    #[test]
+    fn messages_are_en_route_until_final_and_only_then_cannot_change() {
+        let store = MessageStore::new(10);
+        let pending = store.insert(message("+1", "x", Duration::from_secs(60)));
+        let done = store.insert(message("+1", "y", Duration::ZERO));
+        assert_eq!(store.query(&pending).map(|q| q.0), Some(Stat::Enroute));
+        assert_eq!(store.query(&done).map(|q| q.0), Some(Stat::Delivrd));
+        assert_eq!(store.replace(&pending, "code 4321".into()), Ok(()));
+        assert_eq!(
+            store.get(&pending).and_then(|m| m.otp).as_deref(),
+            Some("4321")
+        );
+        assert_eq!(store.cancel(&pending), Ok(()));
+        assert_eq!(store.query(&pending).map(|q| q.0), Some(Stat::Deleted));
+        assert_eq!(store.cancel(&done), Err(ChangeError::Final));
+        assert_eq!(store.replace(&done, "z".into()), Err(ChangeError::Final));
+        assert_eq!(store.cancel("ffff"), Err(ChangeError::NotFound));
     }
 
     #[tokio::test]
@@ -195,6 +436,7 @@ mod tests {
         let store = std::sync::Arc::new(MessageStore::new(10));
         let filter = Filter {
             to: Some("+31612345678".into()),
+            ..Filter::default()
         };
         let waiter = {
             let store = store.clone();
@@ -202,17 +444,16 @@ mod tests {
             tokio::spawn(async move { store.latest_within(&filter, Duration::from_secs(10)).await })
         };
         tokio::task::yield_now().await;
-        store.push(message("+31612345678", "hello"));
+        store.insert(message("+31612345678", "hello", Duration::ZERO));
         let found = waiter.await.expect("no panic");
         assert_eq!(found.map(|m| m.text).as_deref(), Some("hello"));
+        let other = Filter {
+            to: Some("+1999".into()),
+            ..Filter::default()
+        };
         assert!(
             store
-                .latest_within(
-                    &Filter {
-                        to: Some("+1999".into())
-                    },
-                    Duration::from_millis(5)
-                )
+                .latest_within(&other, Duration::from_millis(5))
                 .await
                 .is_none()
         );

@@ -1,0 +1,108 @@
+//! Bound sessions by account: where receipts and MO messages go, and what a tester can drop.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use rusmpp::pdus::DeliverSm;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BindType;
+
+/// A PDU for a session to send to its ESME.
+#[derive(Debug)]
+pub enum Outbound {
+    DeliverSm(Box<DeliverSm>),
+}
+
+/// How the rest of the simulator reaches one bound session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub id: u64,
+    pub account: String,
+    pub bind_type: BindType,
+    pub outbound: mpsc::Sender<Outbound>,
+    pub kill: CancellationToken,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    sessions: Mutex<Vec<SessionHandle>>,
+    next_id: AtomicU64,
+    round_robin: AtomicUsize,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SessionHandle>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers `handle` unless its account already has `max_binds` sessions.
+    pub fn register(&self, handle: SessionHandle, max_binds: usize) -> bool {
+        let mut sessions = self.lock();
+        if sessions
+            .iter()
+            .filter(|s| s.account == handle.account)
+            .count()
+            >= max_binds
+        {
+            return false;
+        }
+        sessions.push(handle);
+        true
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.lock().retain(|s| s.id != id);
+    }
+
+    /// A session of `account` (any account if None) that may receive deliver_sm, in turn.
+    pub fn receiver(&self, account: Option<&str>) -> Option<SessionHandle> {
+        let sessions = self.lock();
+        let candidates: Vec<&SessionHandle> = sessions
+            .iter()
+            .filter(|s| s.bind_type.may_receive() && account.is_none_or(|a| s.account == a))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        Some(candidates[turn % candidates.len()].clone())
+    }
+
+    /// Closes every session of `account` (all if None) now; returns how many.
+    pub fn drop_sessions(&self, account: Option<&str>) -> usize {
+        let sessions = self.lock();
+        let mut dropped = 0;
+        for session in sessions
+            .iter()
+            .filter(|s| account.is_none_or(|a| s.account == a))
+        {
+            session.kill.cancel();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Bound sessions by bind type.
+    pub fn counts(&self) -> [(BindType, usize); 3] {
+        let sessions = self.lock();
+        [
+            BindType::Transmitter,
+            BindType::Receiver,
+            BindType::Transceiver,
+        ]
+        .map(|kind| {
+            (
+                kind,
+                sessions.iter().filter(|s| s.bind_type == kind).count(),
+            )
+        })
+    }
+}

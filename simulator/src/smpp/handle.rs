@@ -1,0 +1,393 @@
+//! What the simulator answers to each PDU an ESME sends.
+
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use rusmpp::pdus::{
+    BindReceiverResp, BindTransceiverResp, BindTransmitterResp, DataSm, DataSmResp, QuerySmResp,
+    SubmitSm, SubmitSmResp,
+};
+use rusmpp::tlvs::{Tlv, TlvValue};
+use rusmpp::types::{COctetString, EmptyOrFullCOctetString};
+use rusmpp::values::{InterfaceVersion, MessageState, Ton};
+use rusmpp::{Command, CommandStatus, Pdu};
+use smpp_wire::status::status_name;
+use tracing::{debug, info, warn};
+
+use super::{Bound, Reply, Session};
+use crate::config::BindType;
+use crate::faults::Active;
+use crate::outcome::{Decision, Stat};
+use crate::receipt::Receipt;
+use crate::registry::SessionHandle;
+use crate::scheduler::Job;
+use crate::stats::Stats;
+use crate::store::{ChangeError, Direction, NewMessage};
+use crate::text;
+
+/// A message as submit_sm or data_sm carries it.
+struct Submitted<'a> {
+    source_addr: &'a str,
+    dest_addr: &'a str,
+    dest_ton: Ton,
+    esm_class: u8,
+    registered_delivery: u8,
+    data_coding: u8,
+    body: &'a [u8],
+}
+
+/// The message_payload TLV's bytes, if present.
+fn payload(tlvs: &[Tlv]) -> Option<&[u8]> {
+    tlvs.iter().find_map(|tlv| match tlv.value() {
+        Some(TlvValue::MessagePayload(payload)) => Some(payload.value.as_ref()),
+        _ => None,
+    })
+}
+
+impl Session {
+    pub(super) fn on_command(&mut self, command: Command) -> Reply {
+        let seq = command.sequence_number();
+        let id = command.id();
+        match command.pdu() {
+            Some(Pdu::BindTransmitter(b)) => self.on_bind(
+                BindType::Transmitter,
+                seq,
+                b.system_id.as_str(),
+                b.password.as_str(),
+                b.interface_version,
+            ),
+            Some(Pdu::BindReceiver(b)) => self.on_bind(
+                BindType::Receiver,
+                seq,
+                b.system_id.as_str(),
+                b.password.as_str(),
+                b.interface_version,
+            ),
+            Some(Pdu::BindTransceiver(b)) => self.on_bind(
+                BindType::Transceiver,
+                seq,
+                b.system_id.as_str(),
+                b.password.as_str(),
+                b.interface_version,
+            ),
+            Some(Pdu::SubmitSm(submit)) => self.on_submit_sm(seq, submit),
+            Some(Pdu::DataSm(data)) => self.on_data_sm(seq, data),
+            Some(Pdu::QuerySm(query)) => self.on_query_sm(seq, query.message_id.as_str()),
+            Some(Pdu::CancelSm(cancel)) => self.on_change(seq, cancel.message_id.as_str(), None),
+            Some(Pdu::ReplaceSm(replace)) => {
+                let text = text::decode(0, replace.short_message().as_ref());
+                self.on_change(seq, replace.message_id.as_str(), Some(text))
+            }
+            Some(Pdu::EnquireLink) => Reply::Send(Command::new(
+                CommandStatus::EsmeRok,
+                seq,
+                Pdu::EnquireLinkResp,
+            )),
+            Some(Pdu::Unbind) => {
+                Stats::add(&self.shared.stats.unbinds);
+                Reply::SendAndClose(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
+            }
+            // Responses (deliver_sm_resp to our receipts, ...) need no answer.
+            _ if u32::from(id) & 0x8000_0000 != 0 => Reply::None,
+            _ => {
+                debug!(peer = %self.peer, ?id, "unsupported command answered with generic_nack");
+                self.nack(CommandStatus::EsmeRinvcmdid, seq)
+            }
+        }
+    }
+
+    fn bind_status(&self, kind: BindType, system_id: &str, password: &str) -> CommandStatus {
+        if self.bound.is_some() {
+            return CommandStatus::EsmeRalybnd;
+        }
+        if let Some(status) = self.shared.faults.for_account(Some(system_id)).refuse_binds {
+            return status;
+        }
+        match self.shared.config.account(system_id) {
+            None => CommandStatus::EsmeRinvsysid,
+            Some(account) if account.password != password => CommandStatus::EsmeRinvpaswd,
+            Some(account) if !account.bind_types.contains(&kind) => CommandStatus::EsmeRbindfail,
+            Some(_) => CommandStatus::EsmeRok,
+        }
+    }
+
+    fn on_bind(
+        &mut self,
+        kind: BindType,
+        seq: u32,
+        system_id: &str,
+        password: &str,
+        version: InterfaceVersion,
+    ) -> Reply {
+        let mut status = self.bind_status(kind, system_id, password);
+        if status == CommandStatus::EsmeRok {
+            let max_binds = self
+                .shared
+                .config
+                .account(system_id)
+                .map_or(1, |a| a.max_binds);
+            let handle = SessionHandle {
+                id: self.id,
+                account: system_id.to_owned(),
+                bind_type: kind,
+                outbound: self.outbound_tx.clone(),
+                kill: self.kill.clone(),
+            };
+            if self.shared.registry.register(handle, max_binds) {
+                Stats::add(&self.shared.stats.binds);
+                self.shared.stats.sessions.fetch_add(1, Ordering::Relaxed);
+                self.bound = Some(Bound {
+                    account: system_id.to_owned(),
+                    bind_type: kind,
+                });
+                self.faults = self.shared.faults.for_account(Some(system_id));
+                info!(peer = %self.peer, system_id, ?kind, "bound");
+            } else {
+                status = CommandStatus::EsmeRbindfail;
+            }
+        }
+        if status != CommandStatus::EsmeRok {
+            Stats::add(&self.shared.stats.bind_failures);
+            warn!(peer = %self.peer, system_id, status = %status_name(status), "bind refused");
+        }
+        // Config validation guarantees an ASCII system_id of at most 15 characters.
+        let our_id: COctetString<1, 16> = self
+            .shared
+            .config
+            .smpp
+            .system_id
+            .parse()
+            .unwrap_or_default();
+        let version = match version {
+            InterfaceVersion::Smpp5_0 => InterfaceVersion::Smpp5_0,
+            _ => InterfaceVersion::Smpp3_4,
+        };
+        let pdu: Pdu = match kind {
+            BindType::Transmitter => BindTransmitterResp::new(our_id, Some(version)).into(),
+            BindType::Receiver => BindReceiverResp::new(our_id, Some(version)).into(),
+            BindType::Transceiver => BindTransceiverResp::new(our_id, Some(version)).into(),
+        };
+        Reply::Send(Command::new(status, seq, pdu))
+    }
+
+    fn on_submit_sm(&mut self, seq: u32, submit: &SubmitSm) -> Reply {
+        let short = submit.short_message().as_ref();
+        let body = if short.is_empty() {
+            payload(submit.tlvs()).unwrap_or(short)
+        } else {
+            short
+        };
+        let message = Submitted {
+            source_addr: submit.source_addr.as_str(),
+            dest_addr: submit.destination_addr.as_str(),
+            dest_ton: submit.dest_addr_ton,
+            esm_class: u8::from(submit.esm_class),
+            registered_delivery: u8::from(submit.registered_delivery),
+            data_coding: u8::from(submit.data_coding),
+            body,
+        };
+        let (status, id) = self.accept(&message);
+        let id: COctetString<1, 65> = id.parse().unwrap_or_default();
+        Reply::Send(Command::new(status, seq, SubmitSmResp::new(id, Vec::new())))
+    }
+
+    fn on_data_sm(&mut self, seq: u32, data: &DataSm) -> Reply {
+        let message = Submitted {
+            source_addr: data.source_addr.as_str(),
+            dest_addr: data.destination_addr.as_str(),
+            dest_ton: data.dest_addr_ton,
+            esm_class: u8::from(data.esm_class),
+            registered_delivery: u8::from(data.registered_delivery),
+            data_coding: u8::from(data.data_coding),
+            body: payload(data.tlvs()).unwrap_or_default(),
+        };
+        let (status, id) = self.accept(&message);
+        let id: COctetString<1, 65> = id.parse().unwrap_or_default();
+        Reply::Send(Command::new(status, seq, DataSmResp::new(id, Vec::new())))
+    }
+
+    /// Applies faults and outcome rules to a submitted message; stores it if accepted.
+    /// Returns the command_status and (when accepted) the message id.
+    fn accept(&mut self, message: &Submitted<'_>) -> (CommandStatus, String) {
+        let Some(bound) = self.bound.as_ref().filter(|b| b.bind_type.may_submit()) else {
+            return (CommandStatus::EsmeRinvbndsts, String::new());
+        };
+        let account = bound.account.clone();
+        let status = self.fault_status().unwrap_or(CommandStatus::EsmeRok);
+        let to = if message.dest_ton == Ton::International {
+            format!("+{}", message.dest_addr)
+        } else {
+            message.dest_addr.to_owned()
+        };
+        let decision = if status == CommandStatus::EsmeRok {
+            self.shared.outcomes.decide(&to)
+        } else {
+            Decision::Refuse(status)
+        };
+        let stat = match decision {
+            Decision::Refuse(status) => {
+                self.shared.metrics.submit(&account, &status_name(status));
+                return (status, String::new());
+            }
+            Decision::Deliver(stat) => stat,
+        };
+        let text = text::decode(message.data_coding, message.body);
+        let final_at = Instant::now() + self.shared.outcomes.delay();
+        let id = self.shared.store.insert(NewMessage {
+            direction: Direction::Mt,
+            from: message.source_addr.to_owned(),
+            to: to.clone(),
+            text: text.clone(),
+            account: account.clone(),
+            data_coding: message.data_coding,
+            esm_class: message.esm_class,
+            registered_delivery: message.registered_delivery,
+            outcome: stat,
+            final_at,
+        });
+        Stats::add(&self.shared.stats.submits);
+        self.shared.metrics.submit(&account, "ESME_ROK");
+        if wants_receipt(message.registered_delivery, stat) {
+            let receipt = Receipt {
+                message_id: id.clone(),
+                from: to.clone(),
+                to: message.source_addr.to_owned(),
+                stat,
+                submitted_at: SystemTime::now(),
+                done_at: SystemTime::now(),
+                text: text.clone(),
+            };
+            let _ = self.shared.receipts.send(Job {
+                account: account.clone(),
+                receipt,
+                at: final_at.into(),
+                attempts: 0,
+            });
+        }
+        if self.shared.config.mo.loopback {
+            if let Err(err) = crate::mo::send(
+                &self.shared,
+                Some(&account),
+                &to,
+                message.source_addr,
+                &text,
+            ) {
+                debug!(account = %account, %err, "loopback MO not delivered");
+            }
+        }
+        (CommandStatus::EsmeRok, id)
+    }
+
+    /// The refusal a submit fault calls for, if any.
+    fn fault_status(&mut self) -> Option<CommandStatus> {
+        let spec = &self.faults.spec;
+        if let Some(limit) = spec.max_submits_per_second {
+            let now = Instant::now();
+            if now.duration_since(self.window_start).as_secs() >= 1 {
+                self.window_start = now;
+                self.window_submits = 0;
+            }
+            self.window_submits += 1;
+            if self.window_submits > limit {
+                return Some(CommandStatus::EsmeRthrottled);
+            }
+        }
+        if Active::roll(spec.queue_full_percent) {
+            return Some(CommandStatus::EsmeRmsgqful);
+        }
+        if Active::roll(spec.error_percent) {
+            return Some(self.faults.error_status);
+        }
+        None
+    }
+
+    fn on_query_sm(&mut self, seq: u32, message_id: &str) -> Reply {
+        if self.bound.is_none() {
+            return Reply::Send(Command::new(
+                CommandStatus::EsmeRinvbndsts,
+                seq,
+                QuerySmResp::default(),
+            ));
+        }
+        let Some((stat, done)) = self.shared.store.query(message_id) else {
+            return Reply::Send(Command::new(
+                CommandStatus::EsmeRqueryfail,
+                seq,
+                QuerySmResp::default(),
+            ));
+        };
+        let final_date: EmptyOrFullCOctetString<17> = done
+            .map(|at| smpp_time(at).parse().unwrap_or_default())
+            .unwrap_or_default();
+        let state: MessageState = stat.message_state();
+        let id: COctetString<1, 65> = message_id.parse().unwrap_or_default();
+        let error_code = u8::from(!matches!(stat, Stat::Enroute | Stat::Delivrd));
+        Reply::Send(Command::new(
+            CommandStatus::EsmeRok,
+            seq,
+            QuerySmResp::new(id, final_date, state, error_code),
+        ))
+    }
+
+    /// cancel_sm (`text` None) or replace_sm (`text` Some).
+    fn on_change(&mut self, seq: u32, message_id: &str, text: Option<String>) -> Reply {
+        let (ok, fail, reply_pdu) = match text {
+            None => (
+                self.shared.store.cancel(message_id),
+                CommandStatus::EsmeRcancelfail,
+                Pdu::CancelSmResp,
+            ),
+            Some(text) => (
+                self.shared.store.replace(message_id, text),
+                CommandStatus::EsmeRreplacefail,
+                Pdu::ReplaceSmResp,
+            ),
+        };
+        let status = match (self.bound.is_some(), ok) {
+            (false, _) => CommandStatus::EsmeRinvbndsts,
+            (true, Ok(())) => CommandStatus::EsmeRok,
+            (true, Err(ChangeError::NotFound)) => CommandStatus::EsmeRinvmsgid,
+            (true, Err(ChangeError::Final)) => fail,
+        };
+        Reply::Send(Command::new(status, seq, reply_pdu))
+    }
+}
+
+/// registered_delivery bits 0-1: 1 always, 2 on failure only, 3 on success only (SMPP 5.0).
+fn wants_receipt(registered_delivery: u8, stat: Stat) -> bool {
+    match registered_delivery & 0x03 {
+        1 => true,
+        2 => stat != Stat::Delivrd,
+        3 => stat == Stat::Delivrd,
+        _ => false,
+    }
+}
+
+/// Absolute SMPP time `YYMMDDhhmmss000+` (UTC).
+fn smpp_time(at: SystemTime) -> String {
+    let stamp = crate::clock::rfc3339(at);
+    // 2026-11-25T20:06:31.250Z -> 261125200631
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    format!("{}000+", &digits[2..14])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_follow_registered_delivery() {
+        assert!(!wants_receipt(0, Stat::Delivrd));
+        assert!(wants_receipt(1, Stat::Undeliv));
+        assert!(wants_receipt(2, Stat::Undeliv));
+        assert!(!wants_receipt(2, Stat::Delivrd));
+        assert!(wants_receipt(3, Stat::Delivrd));
+        assert!(!wants_receipt(0x10, Stat::Delivrd));
+    }
+
+    #[test]
+    fn smpp_time_is_absolute_utc() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_637_191);
+        assert_eq!(smpp_time(at), "261125200631000+");
+    }
+}

@@ -1,0 +1,268 @@
+//! The SMPP side: accept loop and one task per ESME session. A session reads frames, answers
+//! them (now, or later under a latency fault), and writes what the rest of the simulator hands it
+//! (receipts, MO) through its outbound channel. Writes are batched: every frame already buffered
+//! is answered before one flush.
+
+mod handle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use rusmpp::{Command, CommandStatus, Pdu};
+use smpp_wire::{Frame, FrameCodec};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::time::DelayQueue;
+use tracing::{info, warn};
+
+use crate::Shared;
+use crate::config::BindType;
+use crate::faults::Active;
+use crate::registry::Outbound;
+
+/// Receipts and MO waiting for one session; beyond this the scheduler retries later.
+const OUTBOUND_CAPACITY: usize = 4096;
+
+/// Accepts ESME connections until `shutdown`; each session runs on `tracker`.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracker.spawn(run(shared.clone(), stream, peer, shutdown.clone()));
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// The bound state of a session.
+struct Bound {
+    account: String,
+    bind_type: BindType,
+}
+
+/// What handling one PDU produced.
+enum Reply {
+    None,
+    Send(Command),
+    /// Answer, then close the connection (unbind).
+    SendAndClose(Command),
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    id: u64,
+    bound: Option<Bound>,
+    outbound_tx: mpsc::Sender<Outbound>,
+    kill: CancellationToken,
+    sequence: u32,
+    /// Faults in force for this session, re-read when their generation changes.
+    faults: Arc<Active>,
+    /// PDUs answered since the faults last changed (for drop_after_pdus).
+    answered: u64,
+    /// Start of the current one-second throttle window and the submits in it.
+    window_start: Instant,
+    window_submits: u32,
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    if let Err(err) = stream.set_nodelay(true) {
+        warn!(%peer, %err, "cannot set TCP_NODELAY");
+    }
+    let (outbound_tx, mut outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let mut session = Session {
+        faults: shared.faults.for_account(None),
+        id: shared.registry.next_id(),
+        shared,
+        peer,
+        bound: None,
+        outbound_tx,
+        kill: CancellationToken::new(),
+        sequence: 0,
+        answered: 0,
+        window_start: Instant::now(),
+        window_submits: 0,
+    };
+    let mut link = Framed::new(
+        stream,
+        FrameCodec::new(session.shared.config.smpp.max_pdu_length),
+    );
+    let mut delayed: DelayQueue<Command> = DelayQueue::new();
+    let reason = loop {
+        session.refresh_faults();
+        if let Some(until) = session
+            .faults
+            .hang_until
+            .filter(|until| *until > Instant::now())
+        {
+            // Hung: read nothing, answer nothing; TCP back-pressure does the rest.
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => continue,
+                _ = session.kill.cancelled() => break "dropped by the tester".to_owned(),
+                _ = shutdown.cancelled() => break "simulator stopping".to_owned(),
+            }
+        }
+        tokio::select! {
+            frame = link.next() => {
+                let mut next = Some(frame);
+                let mut close = None;
+                // Answer every frame already buffered, then flush once.
+                while let Some(frame) = next.take() {
+                    match frame {
+                        None => { close = Some("closed by the ESME".to_owned()); break }
+                        Some(Err(err)) => { close = Some(err.to_string()); break }
+                        Some(Ok(frame)) => {
+                            let reply = session.on_frame(frame);
+                            if let Err(reason) = session.answer(&mut link, &mut delayed, reply).await {
+                                close = Some(reason);
+                                break;
+                            }
+                        }
+                    }
+                    next = link.next().now_or_never();
+                }
+                if let Err(err) = link.flush().await {
+                    break format!("write failed: {err}");
+                }
+                if let Some(reason) = close {
+                    break reason;
+                }
+            }
+            Some(outbound) = outbound_rx.recv() => {
+                let mut next = Some(outbound);
+                while let Some(Outbound::DeliverSm(pdu)) = next.take() {
+                    let seq = session.next_sequence();
+                    if let Err(err) = link.feed(&Command::new(CommandStatus::EsmeRok, seq, *pdu)).await {
+                        warn!(peer = %session.peer, %err, "write failed");
+                    }
+                    next = outbound_rx.try_recv().ok();
+                }
+                if let Err(err) = link.flush().await {
+                    break format!("write failed: {err}");
+                }
+            }
+            Some(expired) = delayed.next(), if !delayed.is_empty() => {
+                if let Err(err) = link.send(&expired.into_inner()).await {
+                    break format!("write failed: {err}");
+                }
+            }
+            _ = session.kill.cancelled() => break "dropped by the tester".to_owned(),
+            _ = shutdown.cancelled() => break "simulator stopping".to_owned(),
+        }
+    };
+    session.shared.registry.unregister(session.id);
+    if session.bound.is_some() {
+        session
+            .shared
+            .stats
+            .sessions
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+    info!(peer = %session.peer, %reason, "session ended");
+}
+
+impl Session {
+    fn account(&self) -> Option<&str> {
+        self.bound.as_ref().map(|b| b.account.as_str())
+    }
+
+    fn refresh_faults(&mut self) {
+        if self.faults.generation != self.shared.faults.generation() {
+            self.faults = self.shared.faults.for_account(self.account());
+            self.answered = 0;
+        }
+    }
+
+    fn next_sequence(&mut self) -> u32 {
+        self.sequence = if self.sequence >= 0x7FFF_FFFF {
+            1
+        } else {
+            self.sequence + 1
+        };
+        self.sequence
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Reply {
+        match frame {
+            Frame::Malformed {
+                command_id,
+                sequence_number,
+                nack_status,
+                error,
+            } => {
+                warn!(peer = %self.peer, ?command_id, %error, "malformed PDU answered with generic_nack");
+                self.nack(nack_status, sequence_number)
+            }
+            Frame::Command(command) => self.on_command(command),
+        }
+    }
+
+    fn nack(&self, status: CommandStatus, sequence_number: u32) -> Reply {
+        self.shared.metrics.generic_nack();
+        crate::stats::Stats::add(&self.shared.stats.generic_nacks);
+        Reply::Send(Command::new(status, sequence_number, Pdu::GenericNack))
+    }
+
+    /// Writes (or schedules, under a latency fault) a reply; an error closes the session.
+    async fn answer(
+        &mut self,
+        link: &mut Framed<TcpStream, FrameCodec>,
+        delayed: &mut DelayQueue<Command>,
+        reply: Reply,
+    ) -> Result<(), String> {
+        let (command, close) = match reply {
+            Reply::None => return Ok(()),
+            Reply::Send(command) => (command, false),
+            Reply::SendAndClose(command) => (command, true),
+        };
+        match self.faults.latency().filter(|_| !close) {
+            Some(delay) => {
+                delayed.insert(command, delay);
+            }
+            None => link
+                .feed(&command)
+                .await
+                .map_err(|err| format!("write failed: {err}"))?,
+        }
+        if close {
+            return Err("unbound".to_owned());
+        }
+        self.answered += 1;
+        if self
+            .faults
+            .spec
+            .drop_after_pdus
+            .is_some_and(|n| self.answered >= n)
+        {
+            link.flush()
+                .await
+                .map_err(|err| format!("write failed: {err}"))?;
+            return Err(format!("dropped after {} PDUs (fault)", self.answered));
+        }
+        Ok(())
+    }
+}
