@@ -90,15 +90,13 @@ impl FaultSpec {
 #[derive(Debug)]
 pub struct Active {
     pub spec: FaultSpec,
-    /// Changes whenever faults are set, so sessions restart their drop_after_pdus count.
-    pub generation: u64,
     pub hang_until: Option<Instant>,
     pub error_status: CommandStatus,
     pub refuse_binds: Option<CommandStatus>,
 }
 
 impl Active {
-    fn new(spec: FaultSpec, generation: u64, now: Instant) -> Self {
+    fn new(spec: FaultSpec, now: Instant) -> Self {
         Self {
             hang_until: spec.hang_seconds.map(|s| now + Duration::from_secs_f64(s)),
             error_status: spec
@@ -107,7 +105,6 @@ impl Active {
                 .and_then(parse_status)
                 .unwrap_or(CommandStatus::EsmeRsyserr),
             refuse_binds: spec.refuse_binds.as_deref().and_then(parse_status),
-            generation,
             spec,
         }
     }
@@ -147,7 +144,7 @@ impl Faults {
     pub fn new(spec: FaultSpec) -> Self {
         Self {
             state: RwLock::new(State {
-                global: Arc::new(Active::new(spec, 1, Instant::now())),
+                global: Arc::new(Active::new(spec, Instant::now())),
                 accounts: HashMap::new(),
             }),
             generation: AtomicU64::new(1),
@@ -184,8 +181,9 @@ impl Faults {
     pub fn set(&self, account: Option<&str>, spec: FaultSpec) -> Result<(), String> {
         spec.validate()?;
         let mut state = self.write();
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let active = Arc::new(Active::new(spec, generation, Instant::now()));
+        // Moves the generation every session compares against.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let active = Arc::new(Active::new(spec, Instant::now()));
         match account {
             None => state.global = active,
             Some(account) => {
@@ -198,12 +196,8 @@ impl Faults {
     /// Removes every fault.
     pub fn clear(&self) {
         let mut state = self.write();
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        state.global = Arc::new(Active::new(
-            FaultSpec::default(),
-            generation,
-            Instant::now(),
-        ));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        state.global = Arc::new(Active::new(FaultSpec::default(), Instant::now()));
         state.accounts.clear();
     }
 

@@ -2,109 +2,17 @@
 //! real binary.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use rusmpp::pdus::{BindTransceiver, BindTransmitter, SubmitSm};
-use rusmpp::types::{COctetString, OctetString};
-use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, Npi, Ton};
+use futures_util::StreamExt;
+use rusmpp::pdus::BindTransmitter;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use serde_json::Value;
-use smpp_wire::{Frame, FrameCodec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::Framed;
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
-const PATIENCE: Duration = Duration::from_secs(10);
+mod common;
 
-struct Sim {
-    smpp: SocketAddr,
-    http: String,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start(capacity: usize) -> Sim {
-    let smpp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (smpp_addr, http_addr) = (
-        smpp.local_addr().expect("addr"),
-        http.local_addr().expect("addr"),
-    );
-    let text = format!(
-        "[smpp]\nlisten = \"{smpp_addr}\"\nmax_pdu_length = 4096\n[http]\nlisten = \"{http_addr}\"\n\
-         [store]\ncapacity = {capacity}\n[[accounts]]\nsystem_id = \"tester\"\npassword = \"pw\"\n"
-    );
-    let config = smsc_sim::Config::from_toml(&text, std::path::Path::new("t.toml")).expect("valid");
-    let shutdown = CancellationToken::new();
-    smsc_sim::start(config, smpp, http, shutdown.clone());
-    Sim {
-        smpp: smpp_addr,
-        http: format!("http://{http_addr}"),
-        shutdown,
-    }
-}
-
-type Link = Framed<TcpStream, FrameCodec>;
-
-async fn connect(addr: SocketAddr) -> Link {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    Framed::new(stream, FrameCodec::new(65_536))
-}
-
-async fn next_command(link: &mut Link) -> Command {
-    match tokio::time::timeout(PATIENCE, link.next())
-        .await
-        .expect("answer in time")
-    {
-        Some(Ok(Frame::Command(command))) => command,
-        other => panic!("expected a command, got {other:?}"),
-    }
-}
-
-async fn request(link: &mut Link, command: Command) -> Command {
-    link.send(&command).await.expect("send");
-    next_command(link).await
-}
-
-fn c<const MIN: usize, const MAX: usize>(value: &str) -> COctetString<MIN, MAX> {
-    value.parse().expect("test literal fits")
-}
-
-fn bind(seq: u32, system_id: &str, password: &str) -> Command {
-    let body = BindTransceiver::builder()
-        .system_id(c(system_id))
-        .password(c(password))
-        .interface_version(InterfaceVersion::Smpp3_4)
-        .build();
-    Command::new(CommandStatus::EsmeRok, seq, body)
-}
-
-fn submit(seq: u32, to: &str, data_coding: u8, message: Vec<u8>) -> Command {
-    let body = SubmitSm::builder()
-        .source_addr_ton(Ton::Alphanumeric)
-        .source_addr(c("TEST"))
-        .dest_addr_ton(Ton::International)
-        .dest_addr_npi(Npi::Isdn)
-        .destination_addr(c(to))
-        .esm_class(EsmClass::from(0u8))
-        .data_coding(DataCoding::from(data_coding))
-        .short_message(OctetString::from_vec(message).expect("fits"))
-        .build();
-    Command::new(CommandStatus::EsmeRok, seq, body)
-}
-
-async fn get(url: String) -> (u16, Value) {
-    let response = reqwest::get(url).await.expect("HTTP answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use common::*;
 
 #[tokio::test]
 async fn binds_are_checked_against_the_accounts() {

@@ -75,8 +75,9 @@ struct Session {
     outbound_tx: mpsc::Sender<Outbound>,
     kill: CancellationToken,
     sequence: u32,
-    /// Faults in force for this session, re-read when their generation changes.
+    /// Faults in force for this session, re-read when the faults' generation moves.
     faults: Arc<Active>,
+    faults_seen: u64,
     /// PDUs answered since the faults last changed (for drop_after_pdus).
     answered: u64,
     /// Start of the current one-second throttle window and the submits in it.
@@ -95,6 +96,7 @@ async fn run(
     }
     let (outbound_tx, mut outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let mut session = Session {
+        faults_seen: shared.faults.generation(),
         faults: shared.faults.for_account(None),
         id: shared.registry.next_id(),
         shared,
@@ -113,21 +115,15 @@ async fn run(
     );
     let mut delayed: DelayQueue<Command> = DelayQueue::new();
     let reason = loop {
-        session.refresh_faults();
-        if let Some(until) = session
-            .faults
-            .hang_until
-            .filter(|until| *until > Instant::now())
-        {
-            // Hung: read nothing, answer nothing; TCP back-pressure does the rest.
-            tokio::select! {
-                _ = tokio::time::sleep_until(until.into()) => continue,
-                _ = session.kill.cancelled() => break "dropped by the tester".to_owned(),
-                _ = shutdown.cancelled() => break "simulator stopping".to_owned(),
-            }
+        if let Err(reason) = session.sit_out_hang(&shutdown).await {
+            break reason;
         }
         tokio::select! {
             frame = link.next() => {
+                // A hang set while this frame was awaited holds the frame too.
+                if let Err(reason) = session.sit_out_hang(&shutdown).await {
+                    break reason;
+                }
                 let mut next = Some(frame);
                 let mut close = None;
                 // Answer every frame already buffered, then flush once.
@@ -190,8 +186,29 @@ impl Session {
         self.bound.as_ref().map(|b| b.account.as_str())
     }
 
+    /// Under a hang fault: reads nothing and answers nothing until it ends (TCP back-pressure
+    /// does the rest). An error means the session must end.
+    async fn sit_out_hang(&mut self, shutdown: &CancellationToken) -> Result<(), String> {
+        self.refresh_faults();
+        let Some(until) = self
+            .faults
+            .hang_until
+            .filter(|until| *until > Instant::now())
+        else {
+            return Ok(());
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => Ok(()),
+            _ = self.kill.cancelled() => Err("dropped by the tester".to_owned()),
+            _ = shutdown.cancelled() => Err("simulator stopping".to_owned()),
+        }
+    }
+
+    /// Re-reads the faults if any changed; the drop_after_pdus count restarts then.
     fn refresh_faults(&mut self) {
-        if self.faults.generation != self.shared.faults.generation() {
+        let generation = self.shared.faults.generation();
+        if generation != self.faults_seen {
+            self.faults_seen = generation;
             self.faults = self.shared.faults.for_account(self.account());
             self.answered = 0;
         }
@@ -207,6 +224,8 @@ impl Session {
     }
 
     fn on_frame(&mut self, frame: Frame) -> Reply {
+        // Faults set while this session waited for the frame apply to it.
+        self.refresh_faults();
         match frame {
             Frame::Malformed {
                 command_id,

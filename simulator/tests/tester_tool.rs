@@ -1,0 +1,564 @@
+//! The simulator as a tester's tool, over real sockets: receipts and their outcomes, faults set
+//! at runtime, MO, query/cancel/replace, data_sm, bind limits, metrics.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use rusmpp::pdus::{CancelSm, DataSm, QuerySm, ReplaceSm};
+use rusmpp::tlvs::{MessageSubmissionRequestTlvValue, TlvValue};
+use rusmpp::types::{AnyOctetString, OctetString};
+use rusmpp::values::{MessagePayload, MessageState, Npi, Ton};
+use rusmpp::{Command, CommandId, CommandStatus, Pdu};
+use serde_json::json;
+
+fn receipt_tlvs(deliver: &rusmpp::pdus::DeliverSm) -> (Option<String>, Option<MessageState>) {
+    let mut id = None;
+    let mut state = None;
+    for tlv in deliver.tlvs() {
+        match tlv.value() {
+            Some(TlvValue::ReceiptedMessageId(value)) => id = Some(value.as_str().to_owned()),
+            Some(TlvValue::MessageState(value)) => state = Some(*value),
+            _ => {}
+        }
+    }
+    (id, state)
+}
+
+const RULES: &str = r#"
+[[rules]]
+to_prefix = "+3160000"
+stat = "UNDELIV"
+[[rules]]
+to_suffix = "13"
+submit_status = "ESME_RINVDSTADR"
+"#;
+
+#[tokio::test]
+async fn receipts_report_the_outcome_rules_choose_with_text_and_tlvs() {
+    let sim = start_with(RULES).await;
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+
+    let delivered = message_id(
+        &request(
+            &mut link,
+            submit_with(2, "31612345678", 0, b"code 1234".to_vec(), 1),
+        )
+        .await,
+    );
+    let (seq, receipt) = next_deliver_sm(&mut link).await;
+    link.send(&Command::new(
+        CommandStatus::EsmeRok,
+        seq,
+        rusmpp::pdus::DeliverSmResp::default(),
+    ))
+    .await
+    .expect("ack");
+    assert_eq!(u8::from(receipt.esm_class), 0x04);
+    assert_eq!(receipt.source_addr.as_str(), "31612345678");
+    assert_eq!(receipt.destination_addr.as_str(), "TEST");
+    let text = String::from_utf8(receipt.short_message().as_ref().to_vec()).expect("ASCII");
+    assert!(
+        text.starts_with(&format!("id:{delivered} sub:001 dlvrd:001 submit date:")),
+        "{text}"
+    );
+    assert!(
+        text.contains(" stat:DELIVRD err:000 text:code 1234"),
+        "{text}"
+    );
+    assert_eq!(
+        receipt_tlvs(&receipt),
+        (Some(delivered.clone()), Some(MessageState::Delivered))
+    );
+
+    let undelivered = message_id(
+        &request(
+            &mut link,
+            submit_with(3, "31600001234", 0, b"x".to_vec(), 1),
+        )
+        .await,
+    );
+    let (_, receipt) = next_deliver_sm(&mut link).await;
+    assert_eq!(
+        receipt_tlvs(&receipt),
+        (Some(undelivered), Some(MessageState::Undeliverable))
+    );
+    assert!(String::from_utf8_lossy(receipt.short_message().as_ref()).contains("dlvrd:000"));
+
+    let refused = request(
+        &mut link,
+        submit_with(4, "31612345613", 0, b"x".to_vec(), 1),
+    )
+    .await;
+    assert_eq!(refused.status(), CommandStatus::EsmeRinvdstadr);
+
+    // registered_delivery 2 asks for failures only: a delivered message sends none, so the next
+    // receipt to arrive is the one for the failure that follows it.
+    request(
+        &mut link,
+        submit_with(5, "31612345678", 0, b"ok".to_vec(), 2),
+    )
+    .await;
+    let failing = message_id(
+        &request(
+            &mut link,
+            submit_with(6, "31600005555", 0, b"x".to_vec(), 2),
+        )
+        .await,
+    );
+    let (_, receipt) = next_deliver_sm(&mut link).await;
+    assert_eq!(receipt_tlvs(&receipt).0, Some(failing));
+
+    let (_, message) = sim.get(&format!("/api/messages/{delivered}")).await;
+    assert_eq!(message["state"], "DELIVRD");
+    assert!(message["receipt_sent_at"].is_string());
+}
+
+#[tokio::test]
+async fn receipts_go_to_a_receiver_of_the_submitting_account() {
+    let sim = start_with("").await;
+    let mut transmitter = connect(sim.smpp).await;
+    let mut receiver = connect(sim.smpp).await;
+    assert_eq!(
+        request(&mut transmitter, bind_transmitter(1, "tester", "pw"))
+            .await
+            .status(),
+        CommandStatus::EsmeRok
+    );
+    assert_eq!(
+        request(&mut receiver, bind_receiver(1, "tester", "pw"))
+            .await
+            .status(),
+        CommandStatus::EsmeRok
+    );
+    let id = message_id(
+        &request(
+            &mut transmitter,
+            submit_with(2, "31612345678", 0, b"hi".to_vec(), 1),
+        )
+        .await,
+    );
+    let (_, receipt) = next_deliver_sm(&mut receiver).await;
+    assert_eq!(receipt_tlvs(&receipt).0, Some(id));
+    // A receiver may not submit.
+    assert_eq!(
+        request(&mut receiver, submit(2, "31612345678", 0, b"x".to_vec()))
+            .await
+            .status(),
+        CommandStatus::EsmeRinvbndsts
+    );
+}
+
+fn query(seq: u32, id: &str) -> Command {
+    Command::new(
+        CommandStatus::EsmeRok,
+        seq,
+        QuerySm::builder()
+            .message_id(c(id))
+            .source_addr(c("TEST"))
+            .build(),
+    )
+}
+
+fn query_state(response: &Command) -> MessageState {
+    match response.pdu() {
+        Some(Pdu::QuerySmResp(body)) => body.message_state,
+        other => panic!("expected query_sm_resp, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn messages_en_route_can_be_queried_replaced_and_cancelled() {
+    let sim = start_with("[receipts]\ndelay_ms = 600000").await;
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    let id = message_id(
+        &request(
+            &mut link,
+            submit_with(2, "31612345678", 0, b"code 1111".to_vec(), 1),
+        )
+        .await,
+    );
+    assert_eq!(
+        query_state(&request(&mut link, query(3, &id)).await),
+        MessageState::Enroute
+    );
+
+    let replace = ReplaceSm::builder()
+        .message_id(c(&id))
+        .source_addr(c("TEST"))
+        .short_message(OctetString::from_vec(b"code 2222".to_vec()).expect("fits"))
+        .build();
+    let replaced = request(&mut link, Command::new(CommandStatus::EsmeRok, 4, replace)).await;
+    assert_eq!(
+        (replaced.id(), replaced.status()),
+        (CommandId::ReplaceSmResp, CommandStatus::EsmeRok)
+    );
+    let (_, message) = sim.get(&format!("/api/messages/{id}")).await;
+    assert_eq!(
+        (message["otp"].as_str(), message["state"].as_str()),
+        (Some("2222"), Some("ENROUTE"))
+    );
+
+    let cancel = |seq| {
+        Command::new(
+            CommandStatus::EsmeRok,
+            seq,
+            CancelSm::builder()
+                .message_id(c(&id))
+                .source_addr(c("TEST"))
+                .build(),
+        )
+    };
+    assert_eq!(
+        request(&mut link, cancel(5)).await.status(),
+        CommandStatus::EsmeRok
+    );
+    assert_eq!(
+        query_state(&request(&mut link, query(6, &id)).await),
+        MessageState::Deleted
+    );
+    assert_eq!(
+        request(&mut link, cancel(7)).await.status(),
+        CommandStatus::EsmeRcancelfail
+    );
+    assert_eq!(
+        request(&mut link, query(8, "ffffffff")).await.status(),
+        CommandStatus::EsmeRqueryfail
+    );
+}
+
+#[tokio::test]
+async fn data_sm_carries_its_text_in_message_payload() {
+    let sim = start_with("").await;
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    let mut data = DataSm::builder()
+        .source_addr(c("TEST"))
+        .dest_addr_ton(Ton::International)
+        .dest_addr_npi(Npi::Isdn)
+        .destination_addr(c("31612345678"))
+        .build();
+    data.push_tlv(MessageSubmissionRequestTlvValue::MessagePayload(
+        MessagePayload::new(AnyOctetString::from_vec(b"payload code 4711".to_vec())),
+    ));
+    let response = request(&mut link, Command::new(CommandStatus::EsmeRok, 2, data)).await;
+    assert_eq!(
+        (response.id(), response.status()),
+        (CommandId::DataSmResp, CommandStatus::EsmeRok)
+    );
+    let id = message_id(&response);
+    let (_, message) = sim.get(&format!("/api/messages/{id}")).await;
+    assert_eq!(
+        (message["text"].as_str(), message["otp"].as_str()),
+        (Some("payload code 4711"), Some("4711"))
+    );
+}
+
+#[tokio::test]
+async fn bind_types_and_concurrent_binds_are_limited_per_account() {
+    let sim = start_with("[[accounts]]\nsystem_id = \"tx-only\"\npassword = \"pw\"\nbind_types = [\"transmitter\"]\nmax_binds = 1").await;
+    let mut first = connect(sim.smpp).await;
+    assert_eq!(
+        request(&mut first, bind(1, "tx-only", "pw")).await.status(),
+        CommandStatus::EsmeRbindfail
+    );
+    assert_eq!(
+        request(&mut first, bind_transmitter(2, "tx-only", "pw"))
+            .await
+            .status(),
+        CommandStatus::EsmeRok
+    );
+    let mut second = connect(sim.smpp).await;
+    assert_eq!(
+        request(&mut second, bind_transmitter(1, "tx-only", "pw"))
+            .await
+            .status(),
+        CommandStatus::EsmeRbindfail
+    );
+    // When the first unbinds, there is room again.
+    request(
+        &mut first,
+        Command::new(CommandStatus::EsmeRok, 3, Pdu::Unbind),
+    )
+    .await;
+    assert!(
+        tokio::time::timeout(PATIENCE, first.next())
+            .await
+            .expect("closed")
+            .is_none()
+    );
+    assert_eq!(
+        request(&mut second, bind_transmitter(2, "tx-only", "pw"))
+            .await
+            .status(),
+        CommandStatus::EsmeRok
+    );
+}
+
+async fn submit_status(link: &mut Link, seq: &mut u32) -> CommandStatus {
+    *seq += 1;
+    request(link, submit(*seq, "31612345678", 0, b"x".to_vec()))
+        .await
+        .status()
+}
+
+async fn put_faults(sim: &Sim, query: &str, body: serde_json::Value) {
+    let (status, view) = sim
+        .send(Method::PUT, &format!("/api/faults{query}"), Some(body))
+        .await;
+    assert_eq!(status, 200, "{view}");
+}
+
+#[tokio::test]
+async fn submit_faults_apply_at_runtime_and_per_account() {
+    let sim = start_with("[[accounts]]\nsystem_id = \"other\"\npassword = \"pw\"").await;
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    let mut other = connect(sim.smpp).await;
+    request(&mut other, bind(1, "other", "pw")).await;
+    let mut seq = 10;
+
+    put_faults(
+        &sim,
+        "?account=tester",
+        json!({ "max_submits_per_second": 2 }),
+    )
+    .await;
+    let statuses = [
+        submit_status(&mut link, &mut seq).await,
+        submit_status(&mut link, &mut seq).await,
+        submit_status(&mut link, &mut seq).await,
+    ];
+    assert_eq!(
+        statuses,
+        [
+            CommandStatus::EsmeRok,
+            CommandStatus::EsmeRok,
+            CommandStatus::EsmeRthrottled
+        ]
+    );
+    assert_eq!(
+        submit_status(&mut other, &mut seq).await,
+        CommandStatus::EsmeRok,
+        "only tester is throttled"
+    );
+
+    put_faults(
+        &sim,
+        "?account=tester",
+        json!({ "queue_full_percent": 100 }),
+    )
+    .await;
+    assert_eq!(
+        submit_status(&mut link, &mut seq).await,
+        CommandStatus::EsmeRmsgqful
+    );
+    put_faults(
+        &sim,
+        "",
+        json!({ "error_percent": 100, "error_status": "ESME_RSUBMITFAIL" }),
+    )
+    .await;
+    assert_eq!(
+        submit_status(&mut other, &mut seq).await,
+        CommandStatus::EsmeRsubmitfail
+    );
+    assert_eq!(
+        submit_status(&mut link, &mut seq).await,
+        CommandStatus::EsmeRmsgqful,
+        "an account's own set wins"
+    );
+
+    let (status, problem) = sim
+        .send(
+            Method::PUT,
+            "/api/faults",
+            Some(json!({ "error_percent": 300 })),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            problem["detail"]
+                .as_str()
+                .map(|d| d.contains("error_percent"))
+        ),
+        (400, Some(true))
+    );
+    let (status, _) = sim
+        .send(Method::PUT, "/api/faults", Some(json!({ "nonsense": 1 })))
+        .await;
+    assert_eq!(status, 400);
+
+    let (_, view) = sim.send(Method::DELETE, "/api/faults", None).await;
+    assert_eq!(view, json!({ "global": {}, "accounts": {} }));
+    assert_eq!(
+        submit_status(&mut link, &mut seq).await,
+        CommandStatus::EsmeRok
+    );
+}
+
+#[tokio::test]
+async fn connection_faults_refuse_binds_drop_and_hang() {
+    let sim = start_with("").await;
+    put_faults(&sim, "", json!({ "refuse_binds": "ESME_RBINDFAIL" })).await;
+    let mut link = connect(sim.smpp).await;
+    assert_eq!(
+        request(&mut link, bind(1, "tester", "pw")).await.status(),
+        CommandStatus::EsmeRbindfail
+    );
+    sim.send(Method::DELETE, "/api/faults", None).await;
+    assert_eq!(
+        request(&mut link, bind(2, "tester", "pw")).await.status(),
+        CommandStatus::EsmeRok
+    );
+
+    // Dropped on demand.
+    let (_, dropped) = sim
+        .send(Method::POST, "/api/sessions/drop?account=tester", None)
+        .await;
+    assert_eq!(dropped["dropped"], 1);
+    assert!(
+        tokio::time::timeout(PATIENCE, link.next())
+            .await
+            .expect("closed")
+            .is_none()
+    );
+
+    // Dropped after answering N PDUs.
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    put_faults(&sim, "", json!({ "drop_after_pdus": 2 })).await;
+    let enquire = |seq| Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink);
+    assert_eq!(
+        request(&mut link, enquire(2)).await.id(),
+        CommandId::EnquireLinkResp
+    );
+    assert_eq!(
+        request(&mut link, enquire(3)).await.id(),
+        CommandId::EnquireLinkResp
+    );
+    assert!(
+        tokio::time::timeout(PATIENCE, link.next())
+            .await
+            .expect("closed")
+            .is_none()
+    );
+
+    // Hung: nothing is answered until the hang ends.
+    let mut link = connect(sim.smpp).await;
+    sim.send(Method::DELETE, "/api/faults", None).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    put_faults(&sim, "", json!({ "hang_seconds": 0.3 })).await;
+    let started = Instant::now();
+    link.send(&enquire(2)).await.expect("send");
+    assert_eq!(
+        next_command(&mut link).await.id(),
+        CommandId::EnquireLinkResp
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn latency_delays_each_response_without_serialising_them() {
+    let sim = start_with("[faults]\nlatency_ms = [200, 200]").await;
+    let mut link = connect(sim.smpp).await;
+    let started = Instant::now();
+    request(&mut link, bind(1, "tester", "pw")).await;
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    let started = Instant::now();
+    for seq in 2..12 {
+        link.feed(&submit(seq, "31612345678", 0, b"x".to_vec()))
+            .await
+            .expect("feed");
+    }
+    link.flush().await.expect("flush");
+    for _ in 0..10 {
+        assert_eq!(
+            next_command(&mut link).await.status(),
+            CommandStatus::EsmeRok
+        );
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(190) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn mo_messages_reach_a_bound_receiver_and_are_recorded() {
+    let sim = start_with("").await;
+    let body = json!({ "from": "+31612345678", "to": "OTPGATE", "text": "STOP" });
+    let (status, problem) = sim.send(Method::POST, "/api/mo", Some(body.clone())).await;
+    assert_eq!((status, problem["status"].as_u64()), (409, Some(409)));
+
+    let mut receiver = connect(sim.smpp).await;
+    request(&mut receiver, bind_receiver(1, "tester", "pw")).await;
+    let (status, accepted) = sim.send(Method::POST, "/api/mo", Some(body)).await;
+    assert_eq!(status, 202);
+    let (_, deliver) = next_deliver_sm(&mut receiver).await;
+    assert_eq!(deliver.short_message().as_ref(), b"STOP");
+    assert_eq!(
+        (deliver.source_addr.as_str(), deliver.source_addr_ton),
+        ("31612345678", Ton::International)
+    );
+    assert_eq!(deliver.destination_addr.as_str(), "OTPGATE");
+    assert_eq!(u8::from(deliver.esm_class), 0);
+
+    let (_, list) = sim.get("/api/messages?direction=mo").await;
+    assert_eq!(list[0]["id"], accepted["id"]);
+    assert_eq!(list[0]["direction"], "mo");
+    let (status, _) = sim.get("/api/messages?direction=sideways").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn loopback_echoes_each_mt_back_as_an_mo() {
+    let sim = start_with("[mo]\nloopback = true").await;
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    request(&mut link, submit(2, "31612345678", 0, b"ping".to_vec())).await;
+    let (_, echo) = next_deliver_sm(&mut link).await;
+    assert_eq!(echo.source_addr.as_str(), "31612345678");
+    assert_eq!(echo.destination_addr.as_str(), "TEST");
+    assert_eq!(echo.short_message().as_ref(), b"ping");
+}
+
+#[tokio::test]
+async fn metrics_count_submits_receipts_sessions_and_storage() {
+    let sim = start_with(&format!("[store]\ncapacity = 2\n{RULES}")).await;
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    for (seq, to) in [(2, "31612345678"), (3, "31600001111"), (4, "31612345613")] {
+        request(&mut link, submit_with(seq, to, 0, b"x".to_vec(), 1)).await;
+    }
+    next_deliver_sm(&mut link).await;
+    next_deliver_sm(&mut link).await;
+    request(&mut link, submit(5, "31612345678", 0, b"x".to_vec())).await;
+    let text = sim.text("/metrics").await;
+    promtool_check(&text);
+    for line in [
+        "smsc_sim_submit_sm_total{account=\"tester\",status=\"ESME_ROK\"} 3",
+        "smsc_sim_submit_sm_total{account=\"tester\",status=\"ESME_RINVDSTADR\"} 1",
+        "smsc_sim_receipts_sent_total{stat=\"DELIVRD\"} 1",
+        "smsc_sim_receipts_sent_total{stat=\"UNDELIV\"} 1",
+        "smsc_sim_sessions{bind_type=\"transceiver\"} 1",
+        "smsc_sim_messages_stored 2",
+        "smsc_sim_messages_evicted_total 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+}
