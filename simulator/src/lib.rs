@@ -7,6 +7,7 @@
 //! - `store`: the bounded message store; `otp`: code extraction; `text`: data_coding decoding;
 //! - `http`: the tester API; `metrics` and `stats`: counters; `config`: the TOML file.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod faults;

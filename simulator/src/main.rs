@@ -1,12 +1,12 @@
-//! The `smsc-sim` binary: command line, logging, signals.
+//! The `smsc-sim` binary: serve (default), or talk to a running simulator (`inbox`, `mo`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
-use smsc_sim::Config;
+use clap::{Parser, Subcommand};
+use smsc_sim::{Config, cli};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -17,13 +17,92 @@ use tracing::{error, info};
     about = "SMSC simulator: records SMPP messages and serves them to testers over HTTP"
 )]
 struct Args {
-    /// Configuration file.
-    #[arg(long, default_value = "config/smsc-sim.toml")]
+    /// Configuration file (for serving).
+    #[arg(long, default_value = "config/smsc-sim.toml", global = true)]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the simulator (what happens without a subcommand).
+    Serve,
+    /// Print the newest messages of a running simulator.
+    Inbox {
+        /// Only messages to this number.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print the API's JSON instead of one line per message.
+        #[arg(long)]
+        json: bool,
+        /// The simulator's tester API.
+        #[arg(long, default_value = "http://127.0.0.1:8025")]
+        url: String,
+    },
+    /// Make a phone send a message (MO) to a bound ESME.
+    Mo {
+        /// The phone, e.g. +31612345678.
+        #[arg(long)]
+        from: String,
+        /// The ESME's address, e.g. a short code or OTPGATE.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        text: String,
+        /// Deliver through this account's sessions (default: any bound receiver).
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, default_value = "http://127.0.0.1:8025")]
+        url: String,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => return serve_main(&runtime, &args.config),
+        Command::Inbox {
+            to,
+            limit,
+            json,
+            url,
+        } => runtime.block_on(cli::inbox(&url, to.as_deref(), limit, json)),
+        Command::Mo {
+            from,
+            to,
+            text,
+            account,
+            url,
+        } => runtime
+            .block_on(cli::mo(&url, &from, &to, &text, account.as_deref()))
+            .map(|id| format!("MO accepted as message {id}")),
+    };
+    match outcome {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve_main(runtime: &tokio::runtime::Runtime, config: &std::path::Path) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -32,24 +111,14 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let config = match Config::load(&args.config) {
+    let config = match Config::load(config) {
         Ok(config) => config,
         Err(err) => {
             error!("{err}");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            error!(%err, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             error!("{err:#}");
@@ -58,7 +127,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<()> {
     let smpp = TcpListener::bind(config.smpp.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.smpp.listen))?;

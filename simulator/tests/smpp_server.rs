@@ -306,7 +306,7 @@ async fn the_binary_serves_from_its_config_and_exits_0_on_sigterm() {
         .await
         .expect("http line");
     let mut link = connect(smpp).await;
-    request(&mut link, bind(1, "tester", "pw")).await;
+    request(&mut link, bind_transmitter(1, "tester", "pw")).await;
     request(
         &mut link,
         submit(2, "31612345678", 0, b"code 987654".to_vec()),
@@ -314,6 +314,55 @@ async fn the_binary_serves_from_its_config_and_exits_0_on_sigterm() {
     .await;
     let (_, latest) = get(format!("http://{http}/api/messages/latest?to=31612345678")).await;
     assert_eq!(latest["otp"], "987654");
+
+    // The human CLI reads the same inbox and injects MO.
+    let sim_cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_smsc-sim"))
+            .args(args)
+            .output()
+            .expect("run smsc-sim")
+    };
+    let url = format!("http://{http}");
+    let inbox = sim_cli(&["inbox", "--url", &url, "--to", "+31612345678"]);
+    let printed = String::from_utf8_lossy(&inbox.stdout);
+    assert!(
+        inbox.status.success()
+            && printed.contains("TEST -> +31612345678")
+            && printed.contains("[987654]"),
+        "{printed}"
+    );
+    let refused = sim_cli(&[
+        "mo",
+        "--url",
+        &url,
+        "--from",
+        "+31612345678",
+        "--to",
+        "TEST",
+        "--text",
+        "hi",
+    ]);
+    assert!(!refused.status.success(), "no receiver is bound yet");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no receiver"),
+        "{refused:?}"
+    );
+    let mut receiver = connect(smpp).await;
+    request(&mut receiver, bind_receiver(1, "tester", "pw")).await;
+    let sent = sim_cli(&[
+        "mo",
+        "--url",
+        &url,
+        "--from",
+        "+31612345678",
+        "--to",
+        "TEST",
+        "--text",
+        "hi",
+    ]);
+    assert!(sent.status.success(), "{sent:?}");
+    let (_, deliver) = next_deliver_sm(&mut receiver).await;
+    assert_eq!(deliver.short_message().as_ref(), b"hi");
 
     let pid = child.id().expect("running").to_string();
     assert!(
