@@ -95,6 +95,10 @@ pub struct ReceiptConfig {
     /// Outcome mix for messages no rule matches, by percentage; default: all DELIVRD.
     #[serde(default = "default_mix")]
     pub outcomes: Vec<OutcomeShare>,
+    /// Receipts waiting to be sent, at most; beyond it sessions stop reading until they drain
+    /// (TCP back-pressure), which bounds memory under any load.
+    #[serde(default = "default_max_pending")]
+    pub max_pending: usize,
 }
 
 impl Default for ReceiptConfig {
@@ -103,6 +107,7 @@ impl Default for ReceiptConfig {
             delay_ms: 0,
             delay_ms_max: None,
             outcomes: default_mix(),
+            max_pending: default_max_pending(),
         }
     }
 }
@@ -178,6 +183,9 @@ fn default_mix() -> Vec<OutcomeShare> {
         stat: Stat::Delivrd,
         percent: 100.0,
     }]
+}
+fn default_max_pending() -> usize {
+    100_000
 }
 fn all_bind_types() -> Vec<BindType> {
     vec![

@@ -49,6 +49,7 @@ pub struct Shared {
     pub outcomes: Outcomes,
     pub registry: Registry,
     pub receipts: mpsc::UnboundedSender<scheduler::Job>,
+    pub pending_receipts: scheduler::Pending,
 }
 
 impl Shared {
@@ -80,6 +81,7 @@ pub fn start(
         outcomes: Outcomes::new(&config.rules, &config.receipts),
         registry: Registry::default(),
         receipts,
+        pending_receipts: scheduler::Pending::new(config.receipts.max_pending),
         config,
     });
     let tracker = TaskTracker::new();

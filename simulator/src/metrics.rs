@@ -20,11 +20,24 @@ pub const MESSAGES_EVICTED_TOTAL: &str = "smsc_sim_messages_evicted_total";
 pub const GENERIC_NACKS_TOTAL: &str = "smsc_sim_generic_nacks_total";
 pub const MO_SENT_TOTAL: &str = "smsc_sim_mo_sent_total";
 
+/// Every stat, in `Stat` discriminant order.
+const STATS: [Stat; 8] = [
+    Stat::Enroute,
+    Stat::Delivrd,
+    Stat::Expired,
+    Stat::Deleted,
+    Stat::Undeliv,
+    Stat::Acceptd,
+    Stat::Unknown,
+    Stat::Rejectd,
+];
+
 #[derive(Default)]
 pub struct Metrics {
     /// (account, command_status name) -> count.
     submits: Mutex<BTreeMap<(String, String), u64>>,
-    receipts: Mutex<BTreeMap<Stat, u64>>,
+    /// Indexed by `Stat as usize`.
+    receipts: [AtomicU64; STATS.len()],
     receipts_dropped: AtomicU64,
     generic_nacks: AtomicU64,
     mo_sent: AtomicU64,
@@ -46,12 +59,7 @@ impl Metrics {
     }
 
     pub fn receipt_sent(&self, stat: Stat) {
-        *self
-            .receipts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(stat)
-            .or_default() += 1;
+        self.receipts[stat as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn receipt_dropped(&self) {
@@ -94,17 +102,14 @@ impl Metrics {
                 })
                 .collect(),
         );
-        let receipts = self
-            .receipts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         family(
             RECEIPTS_SENT_TOTAL,
             "counter",
             "Delivery receipts handed to a session, by stat.",
-            receipts
-                .into_iter()
+            STATS
+                .iter()
+                .map(|&stat| (stat, self.receipts[stat as usize].load(Ordering::Relaxed)))
+                .filter(|&(_, n)| n > 0)
                 .map(|(stat, n)| (format!("{{stat=\"{}\"}}", stat.as_str()), n))
                 .collect(),
         );

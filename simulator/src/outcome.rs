@@ -203,6 +203,7 @@ mod tests {
                 .iter()
                 .map(|&(stat, percent)| OutcomeShare { stat, percent })
                 .collect(),
+            max_pending: 10,
         }
     }
 

@@ -65,15 +65,15 @@ impl Registry {
     /// A session of `account` (any account if None) that may receive deliver_sm, in turn.
     pub fn receiver(&self, account: Option<&str>) -> Option<SessionHandle> {
         let sessions = self.lock();
-        let candidates: Vec<&SessionHandle> = sessions
-            .iter()
-            .filter(|s| s.bind_type.may_receive() && account.is_none_or(|a| s.account == a))
-            .collect();
-        if candidates.is_empty() {
+        let eligible = |s: &&SessionHandle| {
+            s.bind_type.may_receive() && account.is_none_or(|a| s.account == a)
+        };
+        let count = sessions.iter().filter(eligible).count();
+        if count == 0 {
             return None;
         }
-        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
-        Some(candidates[turn % candidates.len()].clone())
+        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed) % count;
+        sessions.iter().filter(eligible).nth(turn).cloned()
     }
 
     /// Closes every session of `account` (all if None) now; returns how many.

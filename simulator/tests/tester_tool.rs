@@ -562,3 +562,41 @@ async fn metrics_count_submits_receipts_sessions_and_storage() {
         );
     }
 }
+
+#[tokio::test]
+async fn too_many_pending_receipts_pause_reading_until_they_drain() {
+    // Four receipts may wait; the fifth submit is not read until some are sent.
+    let sim = start_with("[receipts]\nmax_pending = 4").await;
+    let mut transmitter = connect(sim.smpp).await;
+    request(&mut transmitter, bind_transmitter(1, "tester", "pw")).await;
+    for seq in 2..6 {
+        let accepted = request(
+            &mut transmitter,
+            submit_with(seq, "31612345678", 0, b"x".to_vec(), 1),
+        )
+        .await;
+        assert_eq!(accepted.status(), CommandStatus::EsmeRok);
+    }
+    // No receiver is bound, so nothing drains: the next submit waits unanswered.
+    transmitter
+        .send(&submit_with(6, "31612345678", 0, b"x".to_vec(), 1))
+        .await
+        .expect("send");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), transmitter.next())
+            .await
+            .is_err(),
+        "answered while full"
+    );
+    // A receiver takes the receipts; below the resume mark the waiting submit is answered.
+    let mut receiver = connect(sim.smpp).await;
+    request(&mut receiver, bind_receiver(1, "tester", "pw")).await;
+    for _ in 0..4 {
+        next_deliver_sm(&mut receiver).await;
+    }
+    let answer = next_command(&mut transmitter).await;
+    assert_eq!(
+        (answer.sequence_number(), answer.status()),
+        (6, CommandStatus::EsmeRok)
+    );
+}

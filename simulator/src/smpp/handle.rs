@@ -257,6 +257,7 @@ impl Session {
                 done_at: SystemTime::now(),
                 text: text.clone(),
             };
+            self.shared.pending_receipts.add();
             let _ = self.shared.receipts.send(Job {
                 account: account.clone(),
                 receipt,

@@ -114,12 +114,23 @@ async fn run(
         FrameCodec::new(session.shared.config.smpp.max_pdu_length),
     );
     let mut delayed: DelayQueue<Command> = DelayQueue::new();
+    let mut paused = false;
     let reason = loop {
         if let Err(reason) = session.sit_out_hang(&shutdown).await {
             break reason;
         }
+        // Too many receipts waiting: a submitting session stops reading (TCP back-pressure) until
+        // they drain, but keeps writing, since it may be the one they are waiting for.
+        // Only sessions that submit pause; a receiver must stay free to bind and take receipts.
+        let submits = session
+            .bound
+            .as_ref()
+            .is_some_and(|b| b.bind_type.may_submit());
+        let room = !submits || session.shared.pending_receipts.may_read(paused);
+        paused = !room;
         tokio::select! {
-            frame = link.next() => {
+            _ = session.shared.pending_receipts.room(), if !room => {}
+            frame = link.next(), if room => {
                 // A hang set while this frame was awaited holds the frame too.
                 if let Err(reason) = session.sit_out_hang(&shutdown).await {
                     break reason;
