@@ -64,6 +64,9 @@ struct MessageQuery {
     account: Option<String>,
     since: Option<String>,
     direction: Option<String>,
+    /// Also list the segments of concatenated messages.
+    #[serde(default)]
+    parts: bool,
     limit: Option<usize>,
     /// Long-poll (latest only): wait up to this many milliseconds for a match.
     wait_ms: Option<u64>,
@@ -83,6 +86,7 @@ impl MessageQuery {
             account: self.account.clone(),
             since: self.since.clone(),
             direction,
+            parts: self.parts,
         })
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod concat;
 pub mod config;
 pub mod faults;
 pub mod http;
@@ -50,6 +51,7 @@ pub struct Shared {
     pub registry: Registry,
     pub receipts: mpsc::UnboundedSender<scheduler::Job>,
     pub pending_receipts: scheduler::Pending,
+    pub reassembly: concat::Reassembly,
 }
 
 impl Shared {
@@ -82,6 +84,8 @@ pub fn start(
         registry: Registry::default(),
         receipts,
         pending_receipts: scheduler::Pending::new(config.receipts.max_pending),
+        // Parts of at most 10,000 messages wait up to 10 minutes for their siblings.
+        reassembly: concat::Reassembly::new(10_000, std::time::Duration::from_secs(600)),
         config,
     });
     let tracker = TaskTracker::new();

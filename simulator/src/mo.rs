@@ -100,6 +100,8 @@ pub fn send(
         registered_delivery: 0,
         outcome: Stat::Delivrd,
         final_at: Instant::now(),
+        segment: None,
+        parts: Vec::new(),
     }))
 }
 

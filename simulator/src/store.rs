@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 
 use crate::clock::rfc3339;
+use crate::concat::Segment;
 use crate::outcome::Stat;
 
 /// Which way a message went.
@@ -39,6 +40,17 @@ pub struct NewMessage {
     /// The state it reaches, and when.
     pub outcome: Stat,
     pub final_at: Instant,
+    /// Set on one segment of a concatenated message.
+    pub segment: Option<Segment>,
+    /// Set on a reassembled message: its segments, in order.
+    pub parts: Vec<PartRef>,
+}
+
+/// One segment of a reassembled message.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartRef {
+    pub seq: u8,
+    pub id: String,
 }
 
 /// One message as the tester API shows it.
@@ -60,6 +72,10 @@ pub struct StoredMessage {
     pub state: Stat,
     /// When a delivery receipt for it was handed to a session.
     pub receipt_sent_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartRef>,
     #[serde(skip)]
     outcome: Stat,
     #[serde(skip)]
@@ -99,6 +115,8 @@ pub struct Filter {
     /// RFC 3339; messages received at or after it.
     pub since: Option<String>,
     pub direction: Option<Direction>,
+    /// Also list the segments of concatenated messages (by default only whole messages).
+    pub parts: bool,
 }
 
 fn digits(number: &str) -> String {
@@ -122,6 +140,7 @@ impl Filter {
             // Same fixed-width UTC format on both sides: string order is time order.
             && self.since.as_ref().is_none_or(|since| message.received_at.as_str() >= since.as_str())
             && self.direction.is_none_or(|d| d == message.direction)
+            && (self.parts || message.segment.is_none())
     }
 }
 
@@ -208,6 +227,8 @@ impl MessageStore {
                 registered_delivery: message.registered_delivery,
                 state: Stat::Enroute,
                 receipt_sent_at: None,
+                segment: message.segment,
+                parts: message.parts,
                 outcome: message.outcome,
                 final_at: message.final_at,
                 received,
@@ -363,6 +384,8 @@ mod tests {
             registered_delivery: 0,
             outcome: Stat::Delivrd,
             final_at: Instant::now() + final_in,
+            segment: None,
+            parts: Vec::new(),
         }
     }
 

@@ -600,3 +600,116 @@ async fn too_many_pending_receipts_pause_reading_until_they_drain() {
         (6, CommandStatus::EsmeRok)
     );
 }
+
+/// submit_sm with the UDHI bit and `udh` prepended to `data`.
+fn segment(seq: u32, data_coding: u8, udh: &[u8], data: &[u8]) -> Command {
+    let mut body = udh.to_vec();
+    body.extend_from_slice(data);
+    let mut command = submit_with(seq, "31612345678", data_coding, body, 0);
+    if let Some(Pdu::SubmitSm(submit)) = command.pdu() {
+        let mut submit = submit.clone();
+        submit.esm_class = rusmpp::values::EsmClass::from(0x40u8);
+        command = Command::new(CommandStatus::EsmeRok, seq, submit);
+    }
+    command
+}
+
+#[tokio::test]
+async fn concatenated_messages_are_reassembled_and_keep_their_parts() {
+    let sim = start_with("").await;
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+
+    // GSM 03.38 with 8-bit references; the second part arrives first.
+    let second = request(
+        &mut link,
+        segment(
+            2,
+            0,
+            &[0x05, 0x00, 0x03, 0x7A, 0x02, 0x02],
+            b"code is 123456",
+        ),
+    )
+    .await;
+    let (status, _) = sim.get("/api/messages/latest?to=%2B31612345678").await;
+    assert_eq!(status, 404, "half a message is not a message");
+    let first = request(
+        &mut link,
+        segment(
+            3,
+            0,
+            &[0x05, 0x00, 0x03, 0x7A, 0x02, 0x01],
+            b"Your verification ",
+        ),
+    )
+    .await;
+    let (_, whole) = sim.get("/api/messages/latest?to=%2B31612345678").await;
+    assert_eq!(whole["text"], "Your verification code is 123456");
+    assert_eq!(whole["otp"], "123456");
+    assert_eq!(
+        whole["parts"],
+        json!([{ "seq": 1, "id": message_id(&first) }, { "seq": 2, "id": message_id(&second) }])
+    );
+    let (_, part) = sim
+        .get(&format!("/api/messages/{}", message_id(&first)))
+        .await;
+    assert_eq!(
+        part["segment"],
+        json!({ "reference": 0x7A, "total": 2, "seq": 1 })
+    );
+    let (_, listed) = sim.get("/api/messages").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    let (_, with_parts) = sim.get("/api/messages?parts=true").await;
+    assert_eq!(with_parts.as_array().map(Vec::len), Some(3));
+
+    // UCS-2 with 16-bit references, split inside a surrogate pair: decoded as one text.
+    let utf16: Vec<u8> = "Код 😀 4321"
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    let split = 10; // after "Код " (8 bytes) and the high surrogate (2 bytes)
+    request(
+        &mut link,
+        segment(
+            4,
+            8,
+            &[0x06, 0x08, 0x04, 0x01, 0x00, 0x02, 0x01],
+            &utf16[..split],
+        ),
+    )
+    .await;
+    request(
+        &mut link,
+        segment(
+            5,
+            8,
+            &[0x06, 0x08, 0x04, 0x01, 0x00, 0x02, 0x02],
+            &utf16[split..],
+        ),
+    )
+    .await;
+    let (_, whole) = sim.get("/api/messages/latest?to=%2B31612345678").await;
+    assert_eq!(
+        (whole["text"].as_str(), whole["otp"].as_str()),
+        (Some("Код 😀 4321"), Some("4321"))
+    );
+
+    // sar_* TLVs, three parts out of order.
+    for (seq, part, text) in [(6u32, 3u8, "!"), (7, 1, "sar "), (8, 2, "works")] {
+        let mut command = submit(seq, "31699999999", 0, text.as_bytes().to_vec());
+        if let Some(Pdu::SubmitSm(submit)) = command.pdu() {
+            let mut submit = submit.clone();
+            submit.push_tlv(MessageSubmissionRequestTlvValue::SarMsgRefNum(513));
+            submit.push_tlv(MessageSubmissionRequestTlvValue::SarTotalSegments(3));
+            submit.push_tlv(MessageSubmissionRequestTlvValue::SarSegmentSeqnum(part));
+            command = Command::new(CommandStatus::EsmeRok, seq, submit);
+        }
+        assert_eq!(
+            request(&mut link, command).await.status(),
+            CommandStatus::EsmeRok
+        );
+    }
+    let (_, whole) = sim.get("/api/messages/latest?to=%2B31699999999").await;
+    assert_eq!(whole["text"], "sar works!");
+    assert_eq!(whole["parts"].as_array().map(Vec::len), Some(3));
+}

@@ -15,6 +15,7 @@ use smpp_wire::status::status_name;
 use tracing::{debug, info, warn};
 
 use super::{Bound, Reply, Session};
+use crate::concat::{GroupKey, Segment, from_sar, split_udh};
 use crate::config::BindType;
 use crate::faults::Active;
 use crate::outcome::{Decision, Stat};
@@ -22,7 +23,7 @@ use crate::receipt::Receipt;
 use crate::registry::SessionHandle;
 use crate::scheduler::Job;
 use crate::stats::Stats;
-use crate::store::{ChangeError, Direction, NewMessage};
+use crate::store::{ChangeError, Direction, NewMessage, PartRef};
 use crate::text;
 
 /// A message as submit_sm or data_sm carries it.
@@ -34,6 +35,8 @@ struct Submitted<'a> {
     registered_delivery: u8,
     data_coding: u8,
     body: &'a [u8],
+    /// Segment info from sar_* TLVs (a UDH, if any, is read from `body`).
+    sar: Option<Segment>,
 }
 
 /// The message_payload TLV's bytes, if present.
@@ -185,6 +188,7 @@ impl Session {
             registered_delivery: u8::from(submit.registered_delivery),
             data_coding: u8::from(submit.data_coding),
             body,
+            sar: from_sar(submit.tlvs()),
         };
         let (status, id) = self.accept(&message);
         let id: COctetString<1, 65> = id.parse().unwrap_or_default();
@@ -200,6 +204,7 @@ impl Session {
             registered_delivery: u8::from(data.registered_delivery),
             data_coding: u8::from(data.data_coding),
             body: payload(data.tlvs()).unwrap_or_default(),
+            sar: from_sar(data.tlvs()),
         };
         let (status, id) = self.accept(&message);
         let id: COctetString<1, 65> = id.parse().unwrap_or_default();
@@ -231,7 +236,11 @@ impl Session {
             }
             Decision::Deliver(stat) => stat,
         };
-        let text = text::decode(message.data_coding, message.body);
+        let (segment, user_data) = match split_udh(message.esm_class, message.body) {
+            Some((segment, data)) => (segment.or(message.sar), data),
+            None => (message.sar, message.body),
+        };
+        let text = text::decode(message.data_coding, user_data);
         let final_at = Instant::now() + self.shared.outcomes.delay();
         let id = self.shared.store.insert(NewMessage {
             direction: Direction::Mt,
@@ -244,6 +253,8 @@ impl Session {
             registered_delivery: message.registered_delivery,
             outcome: stat,
             final_at,
+            segment,
+            parts: Vec::new(),
         });
         Stats::add(&self.shared.stats.submits);
         self.shared.metrics.submit(&account, "ESME_ROK");
@@ -265,6 +276,17 @@ impl Session {
                 attempts: 0,
             });
         }
+        // A segment's text is not the message: the whole one is stored (and echoed) once the
+        // last part arrives.
+        let whole = match segment {
+            None => Some(text.clone()),
+            Some(segment) => self.reassemble(
+                &account, &to, segment, &id, user_data, stat, final_at, message,
+            ),
+        };
+        let Some(text) = whole else {
+            return (CommandStatus::EsmeRok, id);
+        };
         if self.shared.config.mo.loopback {
             if let Err(err) = crate::mo::send(
                 &self.shared,
@@ -277,6 +299,57 @@ impl Session {
             }
         }
         (CommandStatus::EsmeRok, id)
+    }
+
+    /// Adds a segment; when it completes its message, stores the whole message and returns its
+    /// text.
+    #[allow(clippy::too_many_arguments)]
+    fn reassemble(
+        &self,
+        account: &str,
+        to: &str,
+        segment: Segment,
+        id: &str,
+        user_data: &[u8],
+        stat: Stat,
+        final_at: Instant,
+        message: &Submitted<'_>,
+    ) -> Option<String> {
+        let from = message.source_addr;
+        let key = GroupKey {
+            account: account.to_owned(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            reference: segment.reference,
+            total: segment.total,
+        };
+        let parts =
+            self.shared
+                .reassembly
+                .add(key, segment.seq, id.to_owned(), user_data.to_vec())?;
+        let joined: Vec<u8> = parts
+            .iter()
+            .flat_map(|(_, _, data)| data.iter().copied())
+            .collect();
+        let whole = text::decode(message.data_coding, &joined);
+        self.shared.store.insert(NewMessage {
+            direction: Direction::Mt,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            text: whole.clone(),
+            account: account.to_owned(),
+            data_coding: message.data_coding,
+            esm_class: message.esm_class,
+            registered_delivery: message.registered_delivery,
+            outcome: stat,
+            final_at,
+            segment: None,
+            parts: parts
+                .into_iter()
+                .map(|(seq, id, _)| PartRef { seq, id })
+                .collect(),
+        });
+        Some(whole)
     }
 
     /// The refusal a submit fault calls for, if any.
