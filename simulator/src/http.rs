@@ -34,6 +34,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/sessions/drop", post(drop_sessions))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route("/", get(inbox))
+        .route("/api/events", get(events))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -209,4 +211,38 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// The web inbox: phones on the left, the conversation on the right, updated live.
+async fn inbox() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../assets/inbox.html"))
+}
+
+/// Server-Sent Events: every new whole message as `event: message` with its JSON.
+async fn events(
+    State(shared): State<Arc<Shared>>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let receiver = shared.store.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(message) if message.segment.is_none() => {
+                    let event = Event::default()
+                        .event("message")
+                        .json_data(&message)
+                        .unwrap_or_default();
+                    return Some((Ok(event), receiver));
+                }
+                Ok(_) => continue,
+                // A slow reader missed some; it can re-read the list. Keep streaming.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

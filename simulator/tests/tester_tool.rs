@@ -713,3 +713,63 @@ async fn concatenated_messages_are_reassembled_and_keep_their_parts() {
     assert_eq!(whole["text"], "sar works!");
     assert_eq!(whole["parts"].as_array().map(Vec::len), Some(3));
 }
+
+#[tokio::test]
+async fn new_messages_stream_as_server_sent_events() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let sim = start_with("").await;
+    let address = sim.http.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            format!(
+                "GET /api/events HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("request");
+    let mut lines = BufReader::new(stream).lines();
+    let mut headers = Vec::new();
+    while let Some(line) = lines.next_line().await.expect("read") {
+        if line.is_empty() {
+            break;
+        }
+        headers.push(line.to_ascii_lowercase());
+    }
+    assert!(
+        headers
+            .iter()
+            .any(|h| h == "content-type: text/event-stream"),
+        "{headers:?}"
+    );
+
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    request(
+        &mut link,
+        submit(2, "31612345678", 0, b"live code 5150".to_vec()),
+    )
+    .await;
+    let data = tokio::time::timeout(PATIENCE, async {
+        let mut event = String::new();
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_owned();
+            }
+            if let Some(data) = line.strip_prefix("data: ").filter(|_| event == "message") {
+                return data.to_owned();
+            }
+        }
+        panic!("stream ended");
+    })
+    .await
+    .expect("an event in time");
+    let message: serde_json::Value = serde_json::from_str(&data).expect("JSON");
+    assert_eq!(
+        (message["text"].as_str(), message["otp"].as_str()),
+        (Some("live code 5150"), Some("5150"))
+    );
+}
