@@ -32,6 +32,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(faults).put(set_faults).delete(clear_faults),
         )
         .route("/api/sessions/drop", post(drop_sessions))
+        .route("/api/sessions/unbind", post(unbind_sessions))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
         .route("/", get(inbox))
@@ -195,6 +196,13 @@ async fn drop_sessions(
     Query(query): Query<AccountQuery>,
 ) -> Json<serde_json::Value> {
     Json(json!({ "dropped": shared.registry.drop_sessions(query.account.as_deref()) }))
+}
+
+async fn unbind_sessions(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<AccountQuery>,
+) -> Json<serde_json::Value> {
+    Json(json!({ "unbinding": shared.registry.unbind_sessions(query.account.as_deref()) }))
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsSnapshot> {

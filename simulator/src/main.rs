@@ -141,6 +141,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     wait_for_signal().await;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    // A graceful SMSC asks its ESMEs to unbind before it goes; give them a moment to answer.
+    let unbinding = running.shared.registry.unbind_sessions(None);
+    if unbinding > 0 {
+        info!(sessions = unbinding, "unbinding sessions");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !running.shared.registry.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     shutdown.cancel();
     running.done.await.context("shutdown failed")
 }

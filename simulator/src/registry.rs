@@ -13,6 +13,8 @@ use crate::config::BindType;
 #[derive(Debug)]
 pub enum Outbound {
     DeliverSm(Box<DeliverSm>),
+    /// Ask the ESME to unbind; the session closes on its unbind_resp (or a timeout).
+    Unbind,
 }
 
 /// How the rest of the simulator reaches one bound session.
@@ -88,6 +90,20 @@ impl Registry {
             dropped += 1;
         }
         dropped
+    }
+
+    /// Sends unbind to every session of `account` (all if None); returns how many.
+    pub fn unbind_sessions(&self, account: Option<&str>) -> usize {
+        let sessions = self.lock();
+        sessions
+            .iter()
+            .filter(|s| account.is_none_or(|a| s.account == a))
+            .filter(|s| s.outbound.try_send(Outbound::Unbind).is_ok())
+            .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     /// Bound sessions by bind type.

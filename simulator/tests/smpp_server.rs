@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use rusmpp::pdus::BindTransmitter;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use serde_json::Value;
@@ -372,6 +372,16 @@ async fn the_binary_serves_from_its_config_and_exits_0_on_sigterm() {
             .expect("kill")
             .success()
     );
+    // A graceful SMSC asks its ESMEs to unbind first.
+    let unbind = next_command(&mut link).await;
+    assert_eq!(unbind.id(), CommandId::Unbind);
+    link.send(&Command::new(
+        CommandStatus::EsmeRok,
+        unbind.sequence_number(),
+        Pdu::UnbindResp,
+    ))
+    .await
+    .expect("answer");
     let status = tokio::time::timeout(PATIENCE, child.wait())
         .await
         .expect("exits in time")

@@ -773,3 +773,41 @@ async fn new_messages_stream_as_server_sent_events() {
         (Some("live code 5150"), Some("5150"))
     );
 }
+
+#[tokio::test]
+async fn the_simulator_can_ask_an_esme_to_unbind() {
+    let sim = start_with("").await;
+    let mut link = connect(sim.smpp).await;
+    request(&mut link, bind(1, "tester", "pw")).await;
+    let (_, answer) = sim
+        .send(Method::POST, "/api/sessions/unbind?account=tester", None)
+        .await;
+    assert_eq!(answer["unbinding"], 1);
+    let unbind = next_command(&mut link).await;
+    assert_eq!(unbind.id(), CommandId::Unbind);
+    link.send(&Command::new(
+        CommandStatus::EsmeRok,
+        unbind.sequence_number(),
+        Pdu::UnbindResp,
+    ))
+    .await
+    .expect("answer");
+    assert!(
+        tokio::time::timeout(PATIENCE, link.next())
+            .await
+            .expect("closed")
+            .is_none()
+    );
+
+    // An ESME that never answers is closed after the timeout.
+    let mut silent = connect(sim.smpp).await;
+    request(&mut silent, bind(1, "tester", "pw")).await;
+    sim.send(Method::POST, "/api/sessions/unbind", None).await;
+    assert_eq!(next_command(&mut silent).await.id(), CommandId::Unbind);
+    assert!(
+        tokio::time::timeout(PATIENCE, silent.next())
+            .await
+            .expect("closed after the timeout")
+            .is_none()
+    );
+}

@@ -90,6 +90,11 @@ impl Session {
                 Stats::add(&self.shared.stats.unbinds);
                 Reply::SendAndClose(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
             }
+            Some(Pdu::UnbindResp)
+                if self.unbinding.is_some_and(|(expected, _)| expected == seq) =>
+            {
+                Reply::Close
+            }
             // Responses (deliver_sm_resp to our receipts, ...) need no answer.
             _ if u32::from(id) & 0x8000_0000 != 0 => Reply::None,
             _ => {

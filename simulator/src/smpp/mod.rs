@@ -65,7 +65,12 @@ enum Reply {
     Send(Command),
     /// Answer, then close the connection (unbind).
     SendAndClose(Command),
+    /// Close without answering (the ESME answered our unbind).
+    Close,
 }
+
+/// How long an ESME has to answer the simulator's unbind.
+const UNBIND_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Session {
     shared: Arc<Shared>,
@@ -80,6 +85,8 @@ struct Session {
     faults_seen: u64,
     /// PDUs answered since the faults last changed (for drop_after_pdus).
     answered: u64,
+    /// The unbind this session sent and when it gives up waiting for the answer.
+    unbinding: Option<(u32, tokio::time::Instant)>,
     /// Start of the current one-second throttle window and the submits in it.
     window_start: Instant,
     window_submits: u32,
@@ -105,6 +112,7 @@ async fn run(
         outbound_tx,
         kill: CancellationToken::new(),
         sequence: 0,
+        unbinding: None,
         answered: 0,
         window_start: Instant::now(),
         window_submits: 0,
@@ -161,9 +169,16 @@ async fn run(
             }
             Some(outbound) = outbound_rx.recv() => {
                 let mut next = Some(outbound);
-                while let Some(Outbound::DeliverSm(pdu)) = next.take() {
+                while let Some(outbound) = next.take() {
                     let seq = session.next_sequence();
-                    if let Err(err) = link.feed(&Command::new(CommandStatus::EsmeRok, seq, *pdu)).await {
+                    let command = match outbound {
+                        Outbound::DeliverSm(pdu) => Command::new(CommandStatus::EsmeRok, seq, *pdu),
+                        Outbound::Unbind => {
+                            session.unbinding = Some((seq, tokio::time::Instant::now() + UNBIND_TIMEOUT));
+                            Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind)
+                        }
+                    };
+                    if let Err(err) = link.feed(&command).await {
                         warn!(peer = %session.peer, %err, "write failed");
                     }
                     next = outbound_rx.try_recv().ok();
@@ -172,6 +187,8 @@ async fn run(
                     break format!("write failed: {err}");
                 }
             }
+            _ = tokio::time::sleep_until(session.unbinding.map_or_else(tokio::time::Instant::now, |(_, at)| at)),
+                if session.unbinding.is_some() => break "no unbind_resp in time".to_owned(),
             Some(expired) = delayed.next(), if !delayed.is_empty() => {
                 if let Err(err) = link.send(&expired.into_inner()).await {
                     break format!("write failed: {err}");
@@ -266,6 +283,7 @@ impl Session {
     ) -> Result<(), String> {
         let (command, close) = match reply {
             Reply::None => return Ok(()),
+            Reply::Close => return Err("unbound by the simulator".to_owned()),
             Reply::Send(command) => (command, false),
             Reply::SendAndClose(command) => (command, true),
         };
