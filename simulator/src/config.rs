@@ -46,7 +46,18 @@ pub struct Config {
     pub faults: FaultSpec,
     #[serde(default)]
     pub mo: MoConfig,
+    /// An SMPP-over-TLS listener besides the plain one.
+    pub tls: Option<TlsConfig>,
     pub accounts: Vec<Account>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// PEM certificate chain and private key; relative paths resolve against the config's folder.
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,7 +219,7 @@ impl Config {
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
         })?;
@@ -287,6 +298,11 @@ impl Config {
             .faults
             .validate()
             .map_err(|message| invalid("faults", &message))?;
+        if let Some(tls) = &mut config.tls {
+            let base = path.parent().unwrap_or(Path::new(""));
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
         Ok(config)
     }
 

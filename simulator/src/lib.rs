@@ -24,6 +24,7 @@ pub mod smpp;
 pub mod stats;
 pub mod store;
 pub mod text;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -66,14 +67,18 @@ pub struct Running {
     pub done: tokio::task::JoinHandle<()>,
 }
 
-/// Starts serving SMPP on `smpp` and the tester API on `http` until `shutdown`. Cancelling drops
+/// The sockets the simulator serves on, bound by the caller (tests pass port 0).
+pub struct Listeners {
+    pub smpp: TcpListener,
+    /// SMPP over TLS, with its acceptor (see [`tls::acceptor`]).
+    pub tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    pub http: TcpListener,
+}
+
+/// Starts serving SMPP (and SMPP over TLS) and the tester API until `shutdown`. Cancelling drops
 /// every SMPP connection at once, as a crashed SMSC would.
-pub fn start(
-    config: Config,
-    smpp: TcpListener,
-    http: TcpListener,
-    shutdown: CancellationToken,
-) -> Running {
+pub fn start(config: Config, listeners: Listeners, shutdown: CancellationToken) -> Running {
+    let Listeners { smpp, tls, http } = listeners;
     let (receipts, jobs) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         store: MessageStore::new(config.store.capacity),
@@ -95,7 +100,17 @@ pub fn start(
         shared.clone(),
         shutdown.clone(),
         tracker.clone(),
+        None,
     ));
+    if let Some((listener, acceptor)) = tls {
+        tracker.spawn(smpp::serve(
+            listener,
+            shared.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+            Some(acceptor),
+        ));
+    }
     let router = http::router(shared.clone());
     let http_shutdown = shutdown.clone();
     tracker.spawn(async move {

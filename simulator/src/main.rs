@@ -134,10 +134,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let http = TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let tls = match &config.tls {
+        None => None,
+        Some(tls) => {
+            let acceptor = smsc_sim::tls::acceptor(&tls.cert, &tls.key)?;
+            let listener = TcpListener::bind(tls.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", tls.listen))?;
+            info!(addr = %listener.local_addr()?, "smpp tls listening");
+            Some((listener, acceptor))
+        }
+    };
     info!(addr = %smpp.local_addr()?, "smpp listening");
     info!(addr = %http.local_addr()?, "http listening");
     let shutdown = CancellationToken::new();
-    let running = smsc_sim::start(config, smpp, http, shutdown.clone());
+    let running = smsc_sim::start(
+        config,
+        smsc_sim::Listeners { smpp, tls, http },
+        shutdown.clone(),
+    );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     wait_for_signal().await;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);

@@ -65,7 +65,15 @@ impl Sim {
         let smpp_addr = smpp.local_addr().expect("local addr");
         let http_url = format!("http://{}", http.local_addr().expect("local addr"));
         let shutdown = CancellationToken::new();
-        let running = smsc_sim::start(sim_config(smpp_addr), smpp, http, shutdown.clone());
+        let running = smsc_sim::start(
+            sim_config(smpp_addr),
+            smsc_sim::Listeners {
+                smpp,
+                tls: None,
+                http,
+            },
+            shutdown.clone(),
+        );
         Self {
             smpp: smpp_addr,
             http_url,

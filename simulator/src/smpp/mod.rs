@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rusmpp::{Command, CommandStatus, Pdu};
 use smpp_wire::{Frame, FrameCodec};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,18 +31,37 @@ use crate::registry::Outbound;
 /// Receipts and MO waiting for one session; beyond this the scheduler retries later.
 const OUTBOUND_CAPACITY: usize = 4096;
 
-/// Accepts ESME connections until `shutdown`; each session runs on `tracker`.
+/// Accepts ESME connections until `shutdown`; each session runs on `tracker`. With `tls`, every
+/// connection is a TLS handshake first.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tracker.spawn(run(shared.clone(), stream, peer, shutdown.clone()));
+                    if let Err(err) = stream.set_nodelay(true) {
+                        warn!(%peer, %err, "cannot set TCP_NODELAY");
+                    }
+                    let (shared, shutdown) = (shared.clone(), shutdown.clone());
+                    match tls.clone() {
+                        None => {
+                            tracker.spawn(run(shared, stream, peer, shutdown));
+                        }
+                        Some(acceptor) => {
+                            tracker.spawn(async move {
+                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(stream)) => run(shared, stream, peer, shutdown).await,
+                                    Ok(Err(err)) => warn!(%peer, %err, "TLS handshake failed"),
+                                    Err(_) => warn!(%peer, "TLS handshake timed out"),
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: pause instead of spinning.
@@ -52,6 +73,9 @@ pub async fn serve(
         }
     }
 }
+
+/// A TLS client gets this long to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The bound state of a session.
 struct Bound {
@@ -92,15 +116,10 @@ struct Session {
     window_submits: u32,
 }
 
-async fn run(
-    shared: Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    shutdown: CancellationToken,
-) {
-    if let Err(err) = stream.set_nodelay(true) {
-        warn!(%peer, %err, "cannot set TCP_NODELAY");
-    }
+async fn run<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let (outbound_tx, mut outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let mut session = Session {
         faults_seen: shared.faults.generation(),
@@ -275,9 +294,9 @@ impl Session {
     }
 
     /// Writes (or schedules, under a latency fault) a reply; an error closes the session.
-    async fn answer(
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        link: &mut Framed<TcpStream, FrameCodec>,
+        link: &mut Framed<S, FrameCodec>,
         delayed: &mut DelayQueue<Command>,
         reply: Reply,
     ) -> Result<(), String> {

@@ -45,7 +45,15 @@ pub async fn start_with(extra: &str) -> Sim {
     let config = smsc_sim::Config::from_toml(&text, std::path::Path::new("t.toml"))
         .expect("valid test config");
     let shutdown = CancellationToken::new();
-    smsc_sim::start(config, smpp, http, shutdown.clone());
+    smsc_sim::start(
+        config,
+        smsc_sim::Listeners {
+            smpp,
+            tls: None,
+            http,
+        },
+        shutdown.clone(),
+    );
     Sim {
         smpp: smpp_addr,
         http: format!("http://{http_addr}"),
