@@ -102,6 +102,7 @@ pub fn send(
         final_at: Instant::now(),
         segment: None,
         parts: Vec::new(),
+        tlvs: Vec::new(),
     }))
 }
 

@@ -44,6 +44,17 @@ pub struct NewMessage {
     pub segment: Option<Segment>,
     /// Set on a reassembled message: its segments, in order.
     pub parts: Vec<PartRef>,
+    /// The TLVs the PDU carried.
+    pub tlvs: Vec<TlvView>,
+}
+
+/// One TLV as the tester API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlvView {
+    /// `0x020C`
+    pub tag: String,
+    /// rusmpp's reading of it, e.g. `SarMsgRefNum(513)`.
+    pub value: String,
 }
 
 /// One segment of a reassembled message.
@@ -76,6 +87,8 @@ pub struct StoredMessage {
     pub segment: Option<Segment>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tlvs: Vec<TlvView>,
     #[serde(skip)]
     outcome: Stat,
     #[serde(skip)]
@@ -229,6 +242,7 @@ impl MessageStore {
                 receipt_sent_at: None,
                 segment: message.segment,
                 parts: message.parts,
+                tlvs: message.tlvs,
                 outcome: message.outcome,
                 final_at: message.final_at,
                 received,
@@ -386,6 +400,7 @@ mod tests {
             final_at: Instant::now() + final_in,
             segment: None,
             parts: Vec::new(),
+            tlvs: Vec::new(),
         }
     }
 

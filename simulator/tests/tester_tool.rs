@@ -711,6 +711,17 @@ async fn concatenated_messages_are_reassembled_and_keep_their_parts() {
     }
     let (_, whole) = sim.get("/api/messages/latest?to=%2B31699999999").await;
     assert_eq!(whole["text"], "sar works!");
+    let (_, part) = sim
+        .get(&format!(
+            "/api/messages/{}",
+            whole["parts"][0]["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(
+        part["tlvs"][0],
+        json!({ "tag": "0x020C", "value": "SarMsgRefNum(513)" }),
+        "{part}"
+    );
     assert_eq!(whole["parts"].as_array().map(Vec::len), Some(3));
 }
 

@@ -23,7 +23,7 @@ use crate::receipt::Receipt;
 use crate::registry::SessionHandle;
 use crate::scheduler::Job;
 use crate::stats::Stats;
-use crate::store::{ChangeError, Direction, NewMessage, PartRef};
+use crate::store::{ChangeError, Direction, NewMessage, PartRef, TlvView};
 use crate::text;
 
 /// A message as submit_sm or data_sm carries it.
@@ -37,6 +37,19 @@ struct Submitted<'a> {
     body: &'a [u8],
     /// Segment info from sar_* TLVs (a UDH, if any, is read from `body`).
     sar: Option<Segment>,
+    tlvs: &'a [Tlv],
+}
+
+/// The TLVs of a PDU as the tester API shows them.
+fn tlv_views(tlvs: &[Tlv]) -> Vec<TlvView> {
+    tlvs.iter()
+        .map(|tlv| TlvView {
+            tag: format!("0x{:04X}", u16::from(tlv.tag())),
+            value: tlv
+                .value()
+                .map_or_else(|| "(empty)".to_owned(), |value| format!("{value:?}")),
+        })
+        .collect()
 }
 
 /// The message_payload TLV's bytes, if present.
@@ -194,6 +207,7 @@ impl Session {
             data_coding: u8::from(submit.data_coding),
             body,
             sar: from_sar(submit.tlvs()),
+            tlvs: submit.tlvs(),
         };
         let (status, id) = self.accept(&message);
         let id: COctetString<1, 65> = id.parse().unwrap_or_default();
@@ -210,6 +224,7 @@ impl Session {
             data_coding: u8::from(data.data_coding),
             body: payload(data.tlvs()).unwrap_or_default(),
             sar: from_sar(data.tlvs()),
+            tlvs: data.tlvs(),
         };
         let (status, id) = self.accept(&message);
         let id: COctetString<1, 65> = id.parse().unwrap_or_default();
@@ -260,6 +275,7 @@ impl Session {
             final_at,
             segment,
             parts: Vec::new(),
+            tlvs: tlv_views(message.tlvs),
         });
         Stats::add(&self.shared.stats.submits);
         self.shared.metrics.submit(&account, "ESME_ROK");
@@ -353,6 +369,7 @@ impl Session {
                 .into_iter()
                 .map(|(seq, id, _)| PartRef { seq, id })
                 .collect(),
+            tlvs: Vec::new(),
         });
         Some(whole)
     }
