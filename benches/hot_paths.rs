@@ -110,6 +110,7 @@ fn wire(c: &mut Criterion) {
     )))
     .expect("shipped config");
     let sms = OutboundSms {
+        id: "5b6fc037d39e1489e7d220acb208ec73".to_owned(),
         to: PhoneNumber::parse("+31612345678").expect("valid"),
         text: "Your verification code is 012345. It expires in 5 minutes.".to_owned(),
         deadline: Instant::now() + Duration::from_secs(300),

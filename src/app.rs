@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::carrier::{self, CarrierHandle, CarrierStop};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::delivery::DeliveryTracker;
 use crate::http::{self, AppState, extract::ApiKeys};
 use crate::notify;
 use crate::otp::{CodeMac, Entropy, MemoryStore, OsEntropy, OtpService};
@@ -93,7 +94,13 @@ pub fn start(
         drain: CancellationToken::new(),
         abort: CancellationToken::new(),
     };
-    let carrier = carrier::spawn(config.carrier.clone(), stop.clone(), &tracker);
+    let deliveries = DeliveryTracker::new(config.delivery.max_records, config.delivery.ttl);
+    let carrier = carrier::spawn(
+        config.carrier.clone(),
+        stop.clone(),
+        deliveries.clone(),
+        &tracker,
+    );
     let state = AppState {
         otp: otp.clone(),
         limits: limits.clone(),
@@ -102,6 +109,7 @@ pub fn start(
         template: Arc::new(config.otp.template.clone()),
         metrics,
         max_body_bytes: config.server.max_body_bytes,
+        deliveries: deliveries.clone(),
     };
 
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {

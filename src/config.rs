@@ -64,6 +64,14 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub limits_prune_interval: Duration,
     pub carrier: CarrierConfig,
+    pub delivery: DeliveryConfig,
+}
+
+/// How long, and how many, delivery records are kept for `GET /v1/otp/{id}`.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryConfig {
+    pub max_records: usize,
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +136,26 @@ struct FileConfig {
     #[serde(default)]
     limits: FileLimits,
     carrier: FileCarrier,
+    #[serde(default)]
+    delivery: FileDelivery,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDelivery {
+    #[serde(default = "defaults::delivery_max_records")]
+    max_records: usize,
+    #[serde(default = "defaults::delivery_ttl_seconds")]
+    ttl_seconds: u64,
+}
+
+impl Default for FileDelivery {
+    fn default() -> Self {
+        Self {
+            max_records: defaults::delivery_max_records(),
+            ttl_seconds: defaults::delivery_ttl_seconds(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,6 +348,12 @@ mod defaults {
     pub fn max_pdu_length() -> usize {
         65_536
     }
+    pub fn delivery_max_records() -> usize {
+        1_000_000
+    }
+    pub fn delivery_ttl_seconds() -> u64 {
+        86_400
+    }
 }
 
 // ---- validation -----------------------------------------------------------------------------
@@ -408,6 +442,17 @@ impl Validator {
                 file.limits.prune_interval_seconds,
             )?),
             carrier: self.carrier(file.carrier)?,
+            delivery: self.delivery(&file.delivery)?,
+        })
+    }
+
+    fn delivery(&self, delivery: &FileDelivery) -> Result<DeliveryConfig, ConfigError> {
+        if delivery.max_records == 0 {
+            return Err(self.invalid("delivery.max_records", "must be greater than 0"));
+        }
+        Ok(DeliveryConfig {
+            max_records: delivery.max_records,
+            ttl: Duration::from_secs(self.positive("delivery.ttl_seconds", delivery.ttl_seconds)?),
         })
     }
 

@@ -7,6 +7,7 @@
 //! - `template`: the SMS text around a code.
 //! - `carrier`: the SMPP session that delivers messages (a PDU leaves the process in
 //!   `carrier::session`).
+//! - `delivery`: what became of each SMS (receipts, refusals).
 //! - `http`: the API routes, request extraction and error mapping.
 //! - `metrics`: metric names and the Prometheus exporter.
 //! - `config`: the TOML file and its validation; `app`: wiring and shutdown; `clock`: time.
@@ -15,6 +16,7 @@ pub mod app;
 pub mod carrier;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod http;
 pub mod metrics;
 pub mod notify;

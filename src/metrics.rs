@@ -11,6 +11,8 @@ pub const OTP_PENDING: &str = "otpgate_otp_pending";
 pub const SMS_SUBMITTED_TOTAL: &str = "otpgate_sms_submitted_total";
 pub const SMS_SUBMIT_DURATION_SECONDS: &str = "otpgate_sms_submit_duration_seconds";
 pub const SMS_QUEUE_DEPTH: &str = "otpgate_sms_queue_depth";
+pub const SMS_RECEIPTS_TOTAL: &str = "otpgate_sms_receipts_total";
+pub const SMS_RECEIPT_LATENCY_SECONDS: &str = "otpgate_sms_receipt_latency_seconds";
 pub const SMPP_SESSIONS_BOUND: &str = "otpgate_smpp_sessions_bound";
 pub const SMPP_BIND_FAILURES_TOTAL: &str = "otpgate_smpp_bind_failures_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "otpgate_http_requests_total";
@@ -21,11 +23,15 @@ pub const LABEL_LIMIT: &str = "limit";
 pub const LABEL_CARRIER: &str = "carrier";
 pub const LABEL_ROUTE: &str = "route";
 pub const LABEL_STATUS: &str = "status";
+pub const LABEL_STATE: &str = "state";
 
 /// Latency buckets in seconds, from sub-millisecond loopback to a slow carrier.
 const DURATION_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
+
+/// Receipt latency in seconds: a handset can take from seconds to hours.
+const RECEIPT_BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
 
 /// Installs the process-wide recorder once and returns the handle that renders it.
 ///
@@ -39,6 +45,11 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(
                     Matcher::Suffix("_duration_seconds".into()),
                     &DURATION_BUCKETS,
+                )
+                .expect("the bucket list is non-empty")
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_latency_seconds".into()),
+                    &RECEIPT_BUCKETS,
                 )
                 .expect("the bucket list is non-empty")
                 .build_recorder();
@@ -75,6 +86,15 @@ fn describe() {
     describe_gauge!(
         SMS_QUEUE_DEPTH,
         "Messages queued for a carrier and not yet written."
+    );
+    describe_counter!(
+        SMS_RECEIPTS_TOTAL,
+        "Delivery receipts by carrier and reported state (matched or not)."
+    );
+    describe_histogram!(
+        SMS_RECEIPT_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Time from submit_sm_resp to the delivery receipt."
     );
     describe_gauge!(SMPP_SESSIONS_BOUND, "Bound SMPP sessions by carrier.");
     describe_counter!(

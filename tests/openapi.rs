@@ -83,21 +83,35 @@ async fn live_answers_match_the_documented_statuses_and_schemas() {
     let sim = Sim::start().await;
     let daemon = Daemon::start_bound(Options::new(sim.smpp)).await;
 
-    // Every documented route exists on the live daemon.
+    let (send_status, sent) = daemon.send("+31612345678").await;
+    let id = sent["id"].as_str().expect("id").to_owned();
+
+    // Every documented route exists on the live daemon (path parameters filled in).
     for (method, path) in documented_routes(&spec) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let path = path.replace("{id}", &id);
         let status = daemon
             .client
             .request(method, format!("{}{path}", daemon.url))
+            .bearer_auth(common::API_KEY)
             .send()
             .await
             .expect("answer")
             .status();
         assert!(status != 404 && status != 405, "{path} answered {status}");
     }
-
-    let (status, sent) = daemon.send("+31612345678").await;
-    assert!(statuses(&spec, "/v1/otp/send", "post").contains(&status.as_u16()));
+    let (status, record) = daemon.get_json(&format!("/v1/otp/{id}")).await;
+    assert!(statuses(&spec, "/v1/otp/{id}", "get").contains(&status.as_u16()));
+    assert_eq!(keys(&record), required(&spec, "StatusResponse"));
+    let delivery_keys: BTreeSet<String> =
+        spec["components"]["schemas"]["StatusResponse"]["properties"]["delivery"]["required"]
+            .as_vec()
+            .expect("required")
+            .iter()
+            .map(|v| v.as_str().expect("name").to_owned())
+            .collect();
+    assert_eq!(keys(&record["delivery"]), delivery_keys);
+    assert!(statuses(&spec, "/v1/otp/send", "post").contains(&send_status.as_u16()));
     assert_eq!(keys(&sent), required(&spec, "SendResponse"));
     let code = sim.code_for("+31612345678").await;
     let (status, denied) = daemon

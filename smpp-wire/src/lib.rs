@@ -3,6 +3,7 @@
 
 pub mod frame;
 pub mod gsm7;
+pub mod receipt;
 pub mod segment;
 pub mod status;
 

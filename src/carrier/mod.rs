@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::CarrierConfig;
+use crate::delivery::DeliveryTracker;
 use crate::metrics as m;
 use crate::phone::PhoneNumber;
 
@@ -18,6 +19,8 @@ pub use pdu::{bind_transceiver, submit_sm};
 
 /// One SMS waiting for the carrier. Its text carries a code: never log it.
 pub struct OutboundSms {
+    /// Our id of the message (the code's challenge id), for its delivery record.
+    pub id: String,
     pub to: PhoneNumber,
     pub text: String,
     /// After this the code has expired and sending it is pointless.
@@ -66,7 +69,12 @@ pub struct CarrierStop {
 }
 
 /// Starts the session task on `tracker` and returns the handle to it.
-pub fn spawn(config: CarrierConfig, stop: CarrierStop, tracker: &TaskTracker) -> CarrierHandle {
+pub fn spawn(
+    config: CarrierConfig,
+    stop: CarrierStop,
+    deliveries: DeliveryTracker,
+    tracker: &TaskTracker,
+) -> CarrierHandle {
     let (queue, receiver) = mpsc::channel(config.queue_capacity);
     let (bound_tx, bound) = watch::channel(false);
     let queue_depth = metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => config.name.clone());
@@ -75,7 +83,7 @@ pub fn spawn(config: CarrierConfig, stop: CarrierStop, tracker: &TaskTracker) ->
         metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => config.name.clone(), m::LABEL_RESULT => result)
             .increment(0);
     }
-    let carrier = session::Carrier::new(config, receiver, bound_tx, stop);
+    let carrier = session::Carrier::new(config, receiver, bound_tx, stop, deliveries);
     tracker.spawn(carrier.run());
     CarrierHandle {
         queue,

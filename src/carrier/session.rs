@@ -18,7 +18,9 @@ use super::backoff::Backoff;
 use super::pdu;
 use super::{CarrierStop, OutboundSms};
 use crate::config::CarrierConfig;
+use crate::delivery::{DeliveryState, DeliveryTracker};
 use crate::metrics as m;
+use smpp_wire::receipt;
 
 type Link = Framed<TcpStream, FrameCodec>;
 
@@ -88,6 +90,7 @@ pub(super) struct Carrier {
     bound: watch::Sender<bool>,
     stop: CarrierStop,
     metrics: SessionMetrics,
+    deliveries: DeliveryTracker,
 }
 
 /// Metric handles resolved once: the per-message path then allocates no label strings.
@@ -98,6 +101,7 @@ struct SessionMetrics {
     queue_depth: metrics::Gauge,
     bound: metrics::Gauge,
     bind_failures: metrics::Counter,
+    receipt_latency: metrics::Histogram,
 }
 
 impl SessionMetrics {
@@ -110,6 +114,7 @@ impl SessionMetrics {
             queue_depth: metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => label()),
             bound: metrics::gauge!(m::SMPP_SESSIONS_BOUND, m::LABEL_CARRIER => label()),
             bind_failures: metrics::counter!(m::SMPP_BIND_FAILURES_TOTAL, m::LABEL_CARRIER => label()),
+            receipt_latency: metrics::histogram!(m::SMS_RECEIPT_LATENCY_SECONDS, m::LABEL_CARRIER => label()),
         }
     }
 
@@ -130,6 +135,7 @@ impl Carrier {
         queue: mpsc::Receiver<OutboundSms>,
         bound: watch::Sender<bool>,
         stop: CarrierStop,
+        deliveries: DeliveryTracker,
     ) -> Self {
         Self {
             metrics: SessionMetrics::new(&config.name),
@@ -139,6 +145,7 @@ impl Carrier {
             queue_done: false,
             bound,
             stop,
+            deliveries,
         }
     }
 
@@ -300,6 +307,7 @@ impl Carrier {
         let now = Instant::now();
         if now >= sms.deadline {
             self.record("expired");
+            self.deliveries.ended(&sms.id, DeliveryState::Expired, None);
             debug!(carrier = %self.config.name, to = %sms.to.masked(), "code expired before it could be sent");
             return Ok(());
         }
@@ -307,6 +315,8 @@ impl Carrier {
             Ok(body) => body,
             Err(err) => {
                 self.record("invalid");
+                self.deliveries
+                    .ended(&sms.id, DeliveryState::Failed, Some(err.to_string()));
                 warn!(carrier = %self.config.name, to = %sms.to.masked(), %err, "message cannot be encoded");
                 return Ok(());
             }
@@ -455,7 +465,13 @@ impl Carrier {
         let reply = match command.id() {
             CommandId::SubmitSmResp | CommandId::GenericNack => {
                 match in_flight.remove(&seq) {
-                    Some(flight) => self.on_submit_result(flight, command.status(), paused_until),
+                    Some(flight) => {
+                        let message_id = match command.pdu() {
+                            Some(Pdu::SubmitSmResp(body)) => body.message_id().as_str(),
+                            _ => "",
+                        };
+                        self.on_submit_result(flight, command.status(), message_id, paused_until)
+                    }
                     None => {
                         debug!(carrier = %self.config.name, seq, "response to no outstanding request")
                     }
@@ -473,13 +489,17 @@ impl Carrier {
                 seq,
                 Pdu::EnquireLinkResp,
             )),
-            // Receipts and MO messages are acknowledged; receipt tracking is the carrier-grade
-            // client's job (a later issue).
-            CommandId::DeliverSm => Some(Command::new(
-                CommandStatus::EsmeRok,
-                seq,
-                DeliverSmResp::default(),
-            )),
+            // Every deliver_sm is acknowledged; a receipt also updates its message's record.
+            CommandId::DeliverSm => {
+                if let Some(Pdu::DeliverSm(body)) = command.pdu() {
+                    self.on_deliver_sm(body);
+                }
+                Some(Command::new(
+                    CommandStatus::EsmeRok,
+                    seq,
+                    DeliverSmResp::default(),
+                ))
+            }
             CommandId::Unbind => {
                 let resp = Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp);
                 let _ = link.send(&resp).await;
@@ -511,12 +531,14 @@ impl Carrier {
         &mut self,
         flight: InFlight,
         status: CommandStatus,
+        message_id: &str,
         paused_until: &mut Option<Instant>,
     ) {
         let elapsed = flight.written_at.elapsed();
         self.metrics.submit_duration.record(elapsed.as_secs_f64());
         if status == CommandStatus::EsmeRok {
             self.record("ok");
+            self.deliveries.submitted(&flight.sms.id, message_id);
             return;
         }
         let name = status_name(status);
@@ -527,8 +549,34 @@ impl Carrier {
             self.retry.push_front(flight.sms);
         } else {
             warn!(carrier = %self.config.name, to = %flight.sms.to.masked(), status = %name, "submit_sm refused");
+            self.deliveries
+                .ended(&flight.sms.id, DeliveryState::Failed, Some(name.clone()));
         }
         self.record(&name);
+    }
+
+    fn on_deliver_sm(&self, body: &rusmpp::pdus::DeliverSm) {
+        let Some(receipt) = receipt::parse(
+            u8::from(body.esm_class),
+            body.short_message().as_ref(),
+            body.tlvs(),
+        ) else {
+            debug!(carrier = %self.config.name, "deliver_sm that is not a receipt acknowledged");
+            return;
+        };
+        let matched = self.deliveries.receipt(&receipt);
+        if let Some(latency) = matched {
+            self.metrics.receipt_latency.record(latency.as_secs_f64());
+        } else {
+            debug!(carrier = %self.config.name, id = %receipt.message_id, "receipt for no known message");
+        }
+        metrics::counter!(
+            m::SMS_RECEIPTS_TOTAL,
+            m::LABEL_CARRIER => self.config.name.clone(),
+            m::LABEL_STATE => receipt.state.as_str(),
+            m::LABEL_RESULT => if matched.is_some() { "matched" } else { "unmatched" }
+        )
+        .increment(1);
     }
 
     fn expire_responses(&mut self, in_flight: &mut HashMap<u32, InFlight>, now: Instant) {

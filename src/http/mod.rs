@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::carrier::CarrierHandle;
+use crate::delivery::DeliveryTracker;
 use crate::otp::OtpService;
 use crate::ratelimit::RateLimits;
 use crate::template::Template;
@@ -28,12 +29,14 @@ pub struct AppState {
     pub template: Arc<Template>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    pub deliveries: DeliveryTracker,
 }
 
 /// Every route the daemon serves, as (method, path); `docs/openapi.yaml` documents exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/otp/send"),
     ("POST", "/v1/otp/verify"),
+    ("GET", "/v1/otp/{id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -44,6 +47,7 @@ pub fn router(state: AppState, metrics_route: bool) -> Router {
     let v1 = Router::new()
         .route("/v1/otp/send", post(otp::send))
         .route("/v1/otp/verify", post(otp::verify))
+        .route("/v1/otp/{id}", get(otp::status))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             extract::require_api_key,

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error};
@@ -12,6 +12,7 @@ use super::AppState;
 use super::extract::ApiJson;
 use super::problem::ApiError;
 use crate::carrier::OutboundSms;
+use crate::delivery::DeliveryState;
 use crate::metrics as m;
 use crate::otp::{Code, IssueError, Verdict};
 use crate::phone::PhoneNumber;
@@ -68,7 +69,9 @@ pub async fn send(
     let text = state
         .template
         .render(issued.code.expose(), ttl.as_secs().div_ceil(60));
+    state.deliveries.queued(&issued.id.0);
     let sms = OutboundSms {
+        id: issued.id.0.clone(),
         to: phone.clone(),
         text,
         // The carrier runs on real time; the code's own expiry follows the injected clock.
@@ -77,6 +80,11 @@ pub async fn send(
     if state.carrier.try_enqueue(sms).is_err() {
         // A code nobody will receive must not stay guessable.
         state.otp.revoke(&phone, &issued.id);
+        state.deliveries.ended(
+            &issued.id.0,
+            DeliveryState::Failed,
+            Some("queue full".to_owned()),
+        );
         return Err(ApiError::Unavailable(
             "the SMS queue is full; try again later",
         ));
@@ -109,5 +117,44 @@ pub async fn verify(
     Ok(Json(VerifyResponse {
         status: verdict.as_str(),
         attempts_left,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct StatusResponse {
+    id: String,
+    delivery: DeliveryView,
+}
+
+#[derive(Serialize)]
+pub struct DeliveryView {
+    state: &'static str,
+    queued_at: String,
+    submitted_at: Option<String>,
+    done_at: Option<String>,
+    message_id: Option<String>,
+    error: Option<String>,
+}
+
+fn timestamp(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// What became of the SMS for code `id`.
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let delivery = state.deliveries.get(&id).ok_or(ApiError::UnknownId)?;
+    Ok(Json(StatusResponse {
+        id,
+        delivery: DeliveryView {
+            state: delivery.state.as_str(),
+            queued_at: timestamp(delivery.queued_at),
+            submitted_at: delivery.submitted_at.map(timestamp),
+            done_at: delivery.done_at.map(timestamp),
+            message_id: delivery.message_id,
+            error: delivery.error,
+        },
     }))
 }

@@ -20,6 +20,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("no such route")]
     NotFound,
+    /// `GET /v1/otp/{id}` for an id never issued, or forgotten (delivery.ttl_seconds).
+    #[error("no code with that id (or its record has expired)")]
+    UnknownId,
     #[error("this route does not accept that method")]
     MethodNotAllowed,
     #[error("the request body must be application/json")]
@@ -59,7 +62,9 @@ impl ApiError {
     fn classify(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::NotFound | ApiError::UnknownId => {
+                (StatusCode::NOT_FOUND, "not-found", "Not found")
+            }
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",

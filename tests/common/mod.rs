@@ -33,13 +33,14 @@ pub struct Sim {
     client: reqwest::Client,
 }
 
-pub fn sim_config(smpp: SocketAddr) -> smsc_sim::Config {
+pub fn sim_config(smpp: SocketAddr, extra: &str) -> smsc_sim::Config {
     let text = format!(
         r#"
 [smpp]
 listen = "{smpp}"
 [http]
 listen = "127.0.0.1:0"
+{extra}
 [[accounts]]
 system_id = "otpgate"
 password = "secret"
@@ -51,11 +52,20 @@ password = "secret"
 
 impl Sim {
     pub async fn start() -> Self {
-        Self::start_on("127.0.0.1:0".parse().expect("literal address")).await
+        Self::start_with("").await
+    }
+
+    /// Starts with extra simulator TOML (rules, receipts, faults).
+    pub async fn start_with(extra: &str) -> Self {
+        Self::start_on_with("127.0.0.1:0".parse().expect("literal address"), extra).await
     }
 
     /// Starts on a given SMPP address (to come back on the same port after a kill).
     pub async fn start_on(smpp_addr: SocketAddr) -> Self {
+        Self::start_on_with(smpp_addr, "").await
+    }
+
+    async fn start_on_with(smpp_addr: SocketAddr, extra: &str) -> Self {
         let smpp = TcpListener::bind(smpp_addr)
             .await
             .expect("bind simulator SMPP port");
@@ -66,7 +76,7 @@ impl Sim {
         let http_url = format!("http://{}", http.local_addr().expect("local addr"));
         let shutdown = CancellationToken::new();
         let running = smsc_sim::start(
-            sim_config(smpp_addr),
+            sim_config(smpp_addr, extra),
             smsc_sim::Listeners {
                 smpp,
                 tls: None,
@@ -311,6 +321,32 @@ impl Daemon {
     pub async fn verify(&self, phone: &str, code: &str) -> (StatusCode, Value) {
         self.post("/v1/otp/verify", json!({ "phone": phone, "code": code }))
             .await
+    }
+
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .expect("daemon HTTP answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits (bounded) until the delivery of code `id` is in `state`; returns the record.
+    pub async fn wait_for_delivery(&self, id: &str, state: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..500 {
+            let (_, body) = self.get_json(&format!("/v1/otp/{id}")).await;
+            if body["delivery"]["state"] == state {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("delivery of {id} never became {state}: {last}");
     }
 
     pub async fn get_text(&self, path: &str) -> (StatusCode, String) {

@@ -1,0 +1,249 @@
+//! What became of each SMS: queued, submitted (with the carrier's message id), then a final
+//! state from a delivery receipt or from a refusal. Bounded in count and age.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use smpp_wire::receipt::{MessageIds, Receipt, ReceiptState};
+
+/// Where a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Queued,
+    /// Accepted by the carrier; waiting for a receipt (if one was asked for).
+    Submitted,
+    /// A receipt reported this state.
+    Receipt(ReceiptState),
+    /// The code expired before the message could be sent.
+    Expired,
+    /// The carrier refused it, or it could not be encoded.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Submitted => "submitted",
+            DeliveryState::Receipt(state) => state.as_str(),
+            DeliveryState::Expired => "expired",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// One message's record.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub state: DeliveryState,
+    pub queued_at: SystemTime,
+    pub submitted_at: Option<SystemTime>,
+    pub done_at: Option<SystemTime>,
+    pub message_id: Option<String>,
+    /// A refusal's command_status name, or a receipt's `err:`.
+    pub error: Option<String>,
+}
+
+struct Inner {
+    records: HashMap<String, Delivery>,
+    /// Insertion order, for expiry and the count bound.
+    order: VecDeque<(Instant, String)>,
+    /// Carrier message id -> our id.
+    by_message_id: MessageIds<String>,
+}
+
+/// Cheap-to-clone handle to the records.
+#[derive(Clone)]
+pub struct DeliveryTracker {
+    inner: Arc<Mutex<Inner>>,
+    max_records: usize,
+    ttl: Duration,
+}
+
+impl DeliveryTracker {
+    pub fn new(max_records: usize, ttl: Duration) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                records: HashMap::new(),
+                order: VecDeque::new(),
+                by_message_id: MessageIds::default(),
+            })),
+            max_records,
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every update below leaves the maps consistent; a panic elsewhere cannot tear them.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new message for `id` is queued.
+    pub fn queued(&self, id: &str) {
+        let mut inner = self.lock();
+        while inner.records.len() >= self.max_records {
+            let Some((_, oldest)) = inner.order.pop_front() else {
+                break;
+            };
+            Self::forget(&mut inner, &oldest);
+        }
+        inner.order.push_back((Instant::now(), id.to_owned()));
+        inner.records.insert(
+            id.to_owned(),
+            Delivery {
+                state: DeliveryState::Queued,
+                queued_at: SystemTime::now(),
+                submitted_at: None,
+                done_at: None,
+                message_id: None,
+                error: None,
+            },
+        );
+    }
+
+    fn forget(inner: &mut Inner, id: &str) {
+        if let Some(record) = inner.records.remove(id) {
+            if let Some(message_id) = record.message_id {
+                inner.by_message_id.remove(&message_id);
+            }
+        }
+    }
+
+    /// The carrier accepted it as `message_id`.
+    pub fn submitted(&self, id: &str, message_id: &str) {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get_mut(id) else {
+            return;
+        };
+        record.state = DeliveryState::Submitted;
+        record.submitted_at = Some(SystemTime::now());
+        record.message_id = Some(message_id.to_owned());
+        inner.by_message_id.insert(message_id, id.to_owned());
+    }
+
+    /// It ended without reaching the carrier, or the carrier refused it.
+    pub fn ended(&self, id: &str, state: DeliveryState, error: Option<String>) {
+        let mut inner = self.lock();
+        if let Some(record) = inner.records.get_mut(id) {
+            record.state = state;
+            record.done_at = Some(SystemTime::now());
+            record.error = error;
+        }
+    }
+
+    /// Applies a receipt; returns how long after the submit it came, when it matched a message.
+    pub fn receipt(&self, receipt: &Receipt) -> Option<Duration> {
+        let mut inner = self.lock();
+        let id = inner.by_message_id.get(&receipt.message_id)?.clone();
+        let record = inner.records.get_mut(&id)?;
+        record.state = DeliveryState::Receipt(receipt.state);
+        record.error = receipt
+            .error
+            .clone()
+            // err:000 (and the like) means no error.
+            .filter(|e| !e.trim_start_matches('0').is_empty());
+        let now = SystemTime::now();
+        let latency = record
+            .submitted_at
+            .and_then(|at| now.duration_since(at).ok());
+        if receipt.state.is_final() {
+            record.done_at = Some(now);
+            inner.by_message_id.remove(&receipt.message_id);
+        }
+        latency
+    }
+
+    pub fn get(&self, id: &str) -> Option<Delivery> {
+        self.lock().records.get(id).cloned()
+    }
+
+    /// Forgets records older than the TTL; returns how many remain.
+    pub fn sweep(&self) -> usize {
+        let mut inner = self.lock();
+        while let Some((at, _)) = inner.order.front() {
+            if at.elapsed() < self.ttl {
+                break;
+            }
+            let Some((_, id)) = inner.order.pop_front() else {
+                break;
+            };
+            Self::forget(&mut inner, &id);
+        }
+        inner.records.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(id: &str, state: ReceiptState) -> Receipt {
+        Receipt {
+            message_id: id.into(),
+            state,
+            error: Some("000".into()),
+        }
+    }
+
+    #[test]
+    fn a_message_goes_from_queued_to_its_receipt() {
+        let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
+        tracker.queued("a");
+        assert_eq!(
+            tracker.get("a").map(|d| d.state),
+            Some(DeliveryState::Queued)
+        );
+        tracker.submitted("a", "00FF");
+        assert!(
+            tracker
+                .receipt(&receipt("ff", ReceiptState::Enroute))
+                .is_some(),
+            "matched canonically"
+        );
+        assert_eq!(
+            tracker.get("a").map(|d| d.state),
+            Some(DeliveryState::Receipt(ReceiptState::Enroute))
+        );
+        assert!(
+            tracker
+                .receipt(&receipt("255", ReceiptState::Delivered))
+                .is_some(),
+            "decimal form of 0xFF"
+        );
+        let delivery = tracker.get("a").expect("kept");
+        assert_eq!(delivery.state.as_str(), "delivered");
+        assert!(delivery.done_at.is_some() && delivery.error.is_none());
+        assert!(
+            tracker
+                .receipt(&receipt("ff", ReceiptState::Delivered))
+                .is_none(),
+            "a final state is final"
+        );
+    }
+
+    #[test]
+    fn refusals_end_a_message_with_their_reason() {
+        let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
+        tracker.queued("a");
+        tracker.ended("a", DeliveryState::Failed, Some("ESME_RINVDSTADR".into()));
+        let delivery = tracker.get("a").expect("kept");
+        assert_eq!(
+            (delivery.state.as_str(), delivery.error.as_deref()),
+            ("failed", Some("ESME_RINVDSTADR"))
+        );
+    }
+
+    #[test]
+    fn records_are_bounded_in_count_and_age() {
+        let tracker = DeliveryTracker::new(2, Duration::ZERO);
+        for id in ["a", "b", "c"] {
+            tracker.queued(id);
+        }
+        assert!(tracker.get("a").is_none(), "the oldest made room");
+        assert!(tracker.get("c").is_some());
+        assert_eq!(tracker.sweep(), 0, "a zero TTL forgets everything");
+    }
+}
