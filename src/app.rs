@@ -106,7 +106,7 @@ pub fn start(
         limits: limits.clone(),
         carrier: carrier.clone(),
         api_keys: Arc::new(ApiKeys::new(&config.api_keys)),
-        template: Arc::new(config.otp.template.clone()),
+        messages: Arc::new(config.otp.messages.clone()),
         metrics,
         max_body_bytes: config.server.max_body_bytes,
         deliveries: deliveries.clone(),

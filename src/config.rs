@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::otp::{Policy, code, mac::MIN_SECRET_BYTES};
 use crate::ratelimit::{LimitsConfig, Rate};
-use crate::template::{Template, TemplateError};
+use crate::template::{MessageSettings, Messages};
 
 /// Why a configuration cannot be used; the text names the file and the setting.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +88,8 @@ pub struct OtpConfig {
     pub secret: Secret,
     pub max_pending: usize,
     pub sweep_interval: Duration,
-    pub template: Template,
+    /// Every text a code can go out in.
+    pub messages: Messages,
 }
 
 /// SMPP interface_version to bind with.
@@ -113,6 +114,7 @@ pub struct CarrierConfig {
     pub source_addr_ton: u8,
     pub source_addr_npi: u8,
     pub registered_delivery: u8,
+    pub allow_latin1: bool,
     pub window: usize,
     pub queue_capacity: usize,
     pub connect_timeout: Duration,
@@ -194,6 +196,13 @@ struct FileOtp {
     secret_env: Option<String>,
     #[serde(default = "defaults::sms_template")]
     sms_template: String,
+    /// Locale -> template, chosen by the send request's `locale`.
+    #[serde(default)]
+    templates: std::collections::BTreeMap<String, String>,
+    #[serde(default = "defaults::app_name")]
+    app_name: String,
+    android_app_hash: Option<String>,
+    webotp_domain: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +255,9 @@ struct FileCarrier {
     source_addr_npi: u8,
     #[serde(default)]
     registered_delivery: u8,
+    /// Send Latin-1 (data_coding 3) when a text fits it and not GSM 03.38.
+    #[serde(default)]
+    allow_latin1: bool,
     #[serde(default = "defaults::window")]
     window: usize,
     #[serde(default = "defaults::queue_capacity")]
@@ -290,6 +302,9 @@ mod defaults {
     }
     pub fn sweep_interval_seconds() -> u64 {
         10
+    }
+    pub fn app_name() -> String {
+        "otpgate".to_owned()
     }
     pub fn sms_template() -> String {
         "Your verification code is {code}. It expires in {minutes} minutes.".to_owned()
@@ -435,7 +450,7 @@ impl Validator {
         Ok(Config {
             server: self.server(file.server)?,
             api_keys: self.api_keys(file.api)?,
-            otp: self.otp(file.otp)?,
+            otp: self.otp(file.otp, file.carrier.allow_latin1)?,
             limits: self.limits(&file.limits)?,
             limits_prune_interval: Duration::from_secs(self.positive(
                 "limits.prune_interval_seconds",
@@ -503,7 +518,7 @@ impl Validator {
         Ok(keys.into_iter().map(Secret).collect())
     }
 
-    fn otp(&self, otp: FileOtp) -> Result<OtpConfig, ConfigError> {
+    fn otp(&self, otp: FileOtp, allow_latin1: bool) -> Result<OtpConfig, ConfigError> {
         if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&otp.code_length) {
             return Err(self.invalid(
                 "otp.code_length",
@@ -536,8 +551,19 @@ impl Validator {
                 ),
             ));
         }
-        let template = Template::parse(&otp.sms_template, otp.code_length)
-            .map_err(|err: TemplateError| self.invalid("otp.sms_template", err.to_string()))?;
+        let settings = MessageSettings {
+            default_template: otp.sms_template,
+            templates: otp.templates,
+            app_name: otp.app_name,
+            android_app_hash: otp.android_app_hash,
+            webotp_domain: otp.webotp_domain,
+            code_length: otp.code_length,
+            allow_latin1,
+        };
+        let messages = Messages::new(&settings).map_err(|(locale, err)| match locale {
+            None => self.invalid("otp.sms_template", err.to_string()),
+            Some(locale) => self.invalid("otp.templates", format!("{locale}: {err}")),
+        })?;
         Ok(OtpConfig {
             policy: Policy {
                 code_length: otp.code_length,
@@ -549,7 +575,7 @@ impl Validator {
             sweep_interval: Duration::from_secs(
                 self.positive("otp.sweep_interval_seconds", otp.sweep_interval_seconds)?,
             ),
-            template,
+            messages,
         })
     }
 
@@ -653,6 +679,7 @@ impl Validator {
             source_addr_ton: carrier.source_addr_ton,
             source_addr_npi: carrier.source_addr_npi,
             registered_delivery: carrier.registered_delivery,
+            allow_latin1: carrier.allow_latin1,
             window: carrier.window,
             queue_capacity: carrier.queue_capacity,
             connect_timeout: ms("carrier.connect_timeout_ms", carrier.connect_timeout_ms)?,

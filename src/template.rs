@@ -1,19 +1,20 @@
-//! The SMS text around a code: `{code}` and `{minutes}` placeholders, checked at start-up to fit one
-//! GSM 03.38 message.
+//! The SMS text around a code: a default template and per-locale ones (`{code}`, `{minutes}`,
+//! `{app}`), plus the optional Android SMS Retriever hash and WebOTP origin-bound line. Every
+//! text is checked at start-up to fit one SMS in the coding it needs.
 
-use smpp_wire::gsm7;
+use std::collections::{BTreeMap, HashMap};
 
-/// Septets in one unsegmented GSM 03.38 SMS.
-const SINGLE_SMS_SEPTETS: usize = 160;
+use smpp_wire::segment::{self, Coding};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
     Code,
     Minutes,
+    App,
 }
 
-/// A parsed message template.
+/// One parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
@@ -24,19 +25,27 @@ pub struct Template {
 pub enum TemplateError {
     #[error("the template must contain {{code}}")]
     NoCode,
-    #[error("unknown placeholder {{{0}}}; use {{code}} and {{minutes}}")]
+    #[error("unknown placeholder {{{0}}}; use {{code}}, {{minutes}} and {{app}}")]
     UnknownPlaceholder(String),
     #[error("unclosed '{{' in the template")]
     Unclosed,
-    #[error(transparent)]
-    NotGsm(#[from] gsm7::Unencodable),
-    #[error("the message would take {0} GSM 03.38 septets; one SMS holds {SINGLE_SMS_SEPTETS}")]
-    TooLong(usize),
+    #[error(
+        "the message would take {units} {unit} in {coding:?}; one SMS holds {limit} (multipart OTP texts are not supported)"
+    )]
+    TooLong {
+        units: usize,
+        unit: &'static str,
+        coding: Coding,
+        limit: usize,
+    },
+    #[error("android_app_hash must be the 11-character hash the SMS Retriever API gives your app")]
+    BadAppHash,
+    #[error("webotp_domain must be a host name like example.com")]
+    BadDomain,
 }
 
 impl Template {
-    /// Parses `text` and checks that it renders to one GSM SMS with a `code_length`-digit code.
-    pub fn parse(text: &str, code_length: u8) -> Result<Self, TemplateError> {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find('{') {
@@ -48,6 +57,7 @@ impl Template {
             parts.push(match &after[..close] {
                 "code" => Part::Code,
                 "minutes" => Part::Minutes,
+                "app" => Part::App,
                 other => return Err(TemplateError::UnknownPlaceholder(other.to_owned())),
             });
             rest = &after[close + 1..];
@@ -58,65 +68,260 @@ impl Template {
         if !parts.contains(&Part::Code) {
             return Err(TemplateError::NoCode);
         }
-        let template = Self { parts };
-        // The longest rendering: the longest code and a four-digit minute count.
-        let sample = template.render(&"0".repeat(usize::from(code_length)), 9999);
-        let septets = gsm7::encode(&sample)?.len();
-        if septets > SINGLE_SMS_SEPTETS {
-            return Err(TemplateError::TooLong(septets));
-        }
-        Ok(template)
+        Ok(Self { parts })
     }
 
-    /// The message text for `code`, valid for `minutes`.
-    pub fn render(&self, code: &str, minutes: u64) -> String {
-        let mut out = String::with_capacity(SINGLE_SMS_SEPTETS);
+    fn render(&self, code: &str, minutes: u64, app: &str) -> String {
+        let mut out = String::with_capacity(160);
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Code => out.push_str(code),
                 Part::Minutes => out.push_str(&minutes.to_string()),
+                Part::App => out.push_str(app),
             }
         }
         out
     }
 }
 
+/// What the message texts are built from (the `[otp]` settings).
+#[derive(Debug, Clone, Default)]
+pub struct MessageSettings {
+    pub default_template: String,
+    /// Locale (`nl`, `pt-BR`) -> template.
+    pub templates: BTreeMap<String, String>,
+    pub app_name: String,
+    pub android_app_hash: Option<String>,
+    pub webotp_domain: Option<String>,
+    pub code_length: u8,
+    pub allow_latin1: bool,
+}
+
+/// Every text a code can go out in.
+#[derive(Debug, Clone)]
+pub struct Messages {
+    default: Template,
+    /// Keyed by lower-case locale with `-` (`pt-br`).
+    locales: HashMap<String, Template>,
+    app: String,
+    android_app_hash: Option<String>,
+    webotp_domain: Option<String>,
+}
+
+fn normalise_locale(locale: &str) -> String {
+    locale.trim().to_ascii_lowercase().replace('_', "-")
+}
+
+/// Whether `locale` looks like a language tag (`nl`, `pt-BR`, `zh_Hant_TW`).
+pub fn is_locale(locale: &str) -> bool {
+    !locale.is_empty()
+        && locale.len() <= 35
+        && locale
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Messages {
+    /// Parses every template and checks its longest rendering fits one SMS. An error names the
+    /// locale (`None` for the default template).
+    pub fn new(settings: &MessageSettings) -> Result<Self, (Option<String>, TemplateError)> {
+        if let Some(hash) = &settings.android_app_hash {
+            let ok = hash.len() == 11
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+            if !ok {
+                return Err((None, TemplateError::BadAppHash));
+            }
+        }
+        if let Some(domain) = &settings.webotp_domain {
+            let ok = !domain.is_empty()
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !ok {
+                return Err((None, TemplateError::BadDomain));
+            }
+        }
+        let default = Template::parse(&settings.default_template).map_err(|e| (None, e))?;
+        let mut locales = HashMap::new();
+        for (locale, text) in &settings.templates {
+            let template = Template::parse(text).map_err(|e| (Some(locale.clone()), e))?;
+            locales.insert(normalise_locale(locale), template);
+        }
+        let messages = Self {
+            default,
+            locales,
+            app: settings.app_name.clone(),
+            android_app_hash: settings.android_app_hash.clone(),
+            webotp_domain: settings.webotp_domain.clone(),
+        };
+        // The longest rendering: the longest code and a four-digit minute count.
+        let code = "0".repeat(usize::from(settings.code_length));
+        let mut all: Vec<(Option<String>, &Template)> = vec![(None, &messages.default)];
+        all.extend(
+            settings
+                .templates
+                .keys()
+                .map(|l| (Some(l.clone()), &messages.locales[&normalise_locale(l)])),
+        );
+        for (locale, template) in all {
+            let text = messages.finish(template, &code, 9999);
+            check_fits(&text, settings.allow_latin1).map_err(|e| (locale, e))?;
+        }
+        Ok(messages)
+    }
+
+    /// The text for `code` valid `minutes`, in `locale` when a template for it (or for its
+    /// language) exists, else the default.
+    pub fn text(&self, locale: Option<&str>, code: &str, minutes: u64) -> String {
+        let template = locale
+            .map(normalise_locale)
+            .and_then(|l| {
+                self.locales.get(&l).or_else(|| {
+                    l.split('-')
+                        .next()
+                        .and_then(|language| self.locales.get(language))
+                })
+            })
+            .unwrap_or(&self.default);
+        self.finish(template, code, minutes)
+    }
+
+    /// The template's text plus the app hash line and, last (as WebOTP requires), the
+    /// origin-bound line `@domain #code`.
+    fn finish(&self, template: &Template, code: &str, minutes: u64) -> String {
+        let mut text = template.render(code, minutes, &self.app);
+        if let Some(hash) = &self.android_app_hash {
+            text.push_str("\n\n");
+            text.push_str(hash);
+        }
+        if let Some(domain) = &self.webotp_domain {
+            text.push_str(&format!("\n\n@{domain} #{code}"));
+        }
+        text
+    }
+}
+
+fn check_fits(text: &str, allow_latin1: bool) -> Result<(), TemplateError> {
+    let coding = segment::choose(text, allow_latin1);
+    let (units, unit, limit) = match coding {
+        Coding::Gsm7 => (
+            smpp_wire::gsm7::encode(text).map_or(usize::MAX, |s| s.len()),
+            "septets",
+            160,
+        ),
+        Coding::Latin1 => (text.chars().count(), "octets", 140),
+        Coding::Ucs2 => (text.encode_utf16().count(), "UTF-16 units", 70),
+    };
+    if units > limit {
+        return Err(TemplateError::TooLong {
+            units,
+            unit,
+            coding,
+            limit,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn settings() -> MessageSettings {
+        MessageSettings {
+            default_template: "Your {app} code is {code}. It expires in {minutes} minutes.".into(),
+            templates: [
+                ("nl".to_owned(), "Je {app}-code is {code}.".to_owned()),
+                ("ru".to_owned(), "Ваш код {code}".to_owned()),
+            ]
+            .into(),
+            app_name: "Contoso".into(),
+            android_app_hash: None,
+            webotp_domain: None,
+            code_length: 6,
+            allow_latin1: false,
+        }
+    }
+
     #[test]
-    fn renders_the_default_text() {
-        let template = Template::parse(
-            "Your verification code is {code}. It expires in {minutes} minutes.",
-            6,
-        )
-        .expect("default template is valid");
+    fn locales_fall_back_to_their_language_then_the_default() {
+        let messages = Messages::new(&settings()).expect("valid");
         assert_eq!(
-            template.render("012345", 5),
-            "Your verification code is 012345. It expires in 5 minutes."
+            messages.text(None, "012345", 5),
+            "Your Contoso code is 012345. It expires in 5 minutes."
+        );
+        assert_eq!(
+            messages.text(Some("nl-BE"), "012345", 5),
+            "Je Contoso-code is 012345."
+        );
+        assert_eq!(messages.text(Some("RU_ru"), "012345", 5), "Ваш код 012345");
+        assert_eq!(
+            messages.text(Some("fr"), "012345", 5),
+            "Your Contoso code is 012345. It expires in 5 minutes."
         );
     }
 
     #[test]
-    fn refuses_what_cannot_be_sent() {
+    fn the_app_hash_and_the_webotp_line_come_last() {
+        let mut s = settings();
+        s.android_app_hash = Some("FA+9qCX9VSu".into());
+        s.webotp_domain = Some("login.example.com".into());
+        let messages = Messages::new(&s).expect("valid");
         assert_eq!(
-            Template::parse("no placeholder", 6),
+            messages.text(Some("nl"), "012345", 5),
+            "Je Contoso-code is 012345.\n\nFA+9qCX9VSu\n\n@login.example.com #012345"
+        );
+    }
+
+    #[test]
+    fn each_template_must_fit_one_sms_in_its_coding() {
+        let mut s = settings();
+        s.templates
+            .insert("de".into(), format!("{{code}} {}", "ä".repeat(150)));
+        assert!(Messages::new(&s).is_ok(), "ä is GSM: 157 septets fit");
+        s.templates
+            .insert("uk".into(), format!("{{code}} {}", "ї".repeat(64)));
+        let (locale, err) = Messages::new(&s).expect_err("71 UTF-16 units");
+        assert_eq!(locale.as_deref(), Some("uk"));
+        assert_eq!(
+            err,
+            TemplateError::TooLong {
+                units: 71,
+                unit: "UTF-16 units",
+                coding: Coding::Ucs2,
+                limit: 70
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_templates_and_settings_are_refused() {
+        assert_eq!(
+            Template::parse("no placeholder"),
             Err(TemplateError::NoCode)
         );
         assert_eq!(
-            Template::parse("{code} {app}", 6),
-            Err(TemplateError::UnknownPlaceholder("app".into()))
+            Template::parse("{code} {user}"),
+            Err(TemplateError::UnknownPlaceholder("user".into()))
         );
-        assert_eq!(Template::parse("{code", 6), Err(TemplateError::Unclosed));
-        assert!(matches!(
-            Template::parse("Код {code}", 6),
-            Err(TemplateError::NotGsm(_))
-        ));
-        assert!(matches!(
-            Template::parse(&format!("{{code}}{}", "x".repeat(160)), 6),
-            Err(TemplateError::TooLong(166))
-        ));
+        assert_eq!(Template::parse("{code"), Err(TemplateError::Unclosed));
+        let mut s = settings();
+        s.android_app_hash = Some("short".into());
+        assert_eq!(
+            Messages::new(&s).expect_err("bad hash").1,
+            TemplateError::BadAppHash
+        );
+        let mut s = settings();
+        s.webotp_domain = Some("https://x".into());
+        assert_eq!(
+            Messages::new(&s).expect_err("bad domain").1,
+            TemplateError::BadDomain
+        );
+        assert!(
+            is_locale("pt-BR") && is_locale("zh_Hant_TW") && !is_locale("") && !is_locale("en US")
+        );
     }
 }

@@ -205,3 +205,55 @@ async fn a_full_queue_sheds_load_with_503_and_the_unsent_code_is_withdrawn() {
     assert_eq!(daemon.get_text("/healthz").await.0, StatusCode::OK);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn the_request_locale_picks_the_template_and_its_coding() {
+    let sim = Sim::start().await;
+    let mut options = Options::new(sim.smpp);
+    options.otp_extra = "app_name = \"Contoso\"\nwebotp_domain = \"login.example.com\"\n\
+                         [otp.templates]\nru = \"Ваш код {app}: {code}\"\nnl = \"Je code is {code}\""
+        .into();
+    let daemon = Daemon::start_bound(options).await;
+
+    let (status, _) = daemon
+        .post("/v1/otp/send", json!({ "phone": PHONE, "locale": "ru-RU" }))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let sms = sim.latest(E164).await.expect("delivered");
+    let code = sms["otp"].as_str().expect("code").to_owned();
+    assert_eq!(
+        sms["text"],
+        format!("Ваш код Contoso: {code}\n\n@login.example.com #{code}")
+    );
+    assert_eq!(sms["data_coding"], 8, "Cyrillic goes as UCS-2");
+    assert_eq!(daemon.verify(E164, &code).await.1["status"], "approved");
+
+    daemon
+        .post(
+            "/v1/otp/send",
+            json!({ "phone": "+31612345679", "locale": "nl" }),
+        )
+        .await;
+    let sms = sim.latest("+31612345679").await.expect("delivered");
+    assert!(
+        sms["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Je code is "))
+    );
+    assert_eq!(sms["data_coding"], 0, "plain text stays GSM 03.38");
+
+    daemon
+        .post(
+            "/v1/otp/send",
+            json!({ "phone": "+31612345670", "locale": "fr" }),
+        )
+        .await;
+    let sms = sim.latest("+31612345670").await.expect("delivered");
+    assert!(
+        sms["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Your verification code is ")),
+        "unknown locale: default"
+    );
+    daemon.stop().await;
+}

@@ -5,7 +5,7 @@ use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{
     DataCoding, EsmClass, InterfaceVersion, Npi, RegisteredDelivery, ServiceType, Ton,
 };
-use smpp_wire::gsm7;
+use smpp_wire::segment;
 
 use super::OutboundSms;
 use crate::config::{self, CarrierConfig};
@@ -18,8 +18,6 @@ pub enum PduError {
         field: &'static str,
         message: String,
     },
-    #[error(transparent)]
-    Text(#[from] gsm7::Unencodable),
 }
 
 fn c_string<const MIN: usize, const MAX: usize>(
@@ -50,11 +48,20 @@ pub fn bind_transceiver(config: &CarrierConfig) -> Result<BindTransceiver, PduEr
         .build())
 }
 
-/// submit_sm for `sms`: international destination (TON 1, NPI 1, digits without '+'), GSM 03.38
-/// text in the default alphabet (data_coding 0), one septet per octet.
+/// submit_sm for `sms`: international destination (TON 1, NPI 1, digits without '+'), the text
+/// in GSM 03.38 when it fits (data_coding 0, one septet per octet), else Latin-1 if the carrier
+/// allows it (3), else UCS-2 (8).
 pub fn submit_sm(config: &CarrierConfig, sms: &OutboundSms) -> Result<SubmitSm, PduError> {
-    let septets = gsm7::encode(&sms.text)?;
-    let short_message = OctetString::from_vec(septets).map_err(|err| PduError::Field {
+    let coding = segment::choose(&sms.text, config.allow_latin1);
+    let mut parts =
+        segment::split(&sms.text, coding, segment::Concatenation::Payload, 0).map_err(|err| {
+            PduError::Field {
+                field: "short_message",
+                message: err.to_string(),
+            }
+        })?;
+    let data = parts.pop().map(|part| part.data).unwrap_or_default();
+    let short_message = OctetString::from_vec(data).map_err(|err| PduError::Field {
         field: "short_message",
         message: err.to_string(),
     })?;
@@ -70,7 +77,7 @@ pub fn submit_sm(config: &CarrierConfig, sms: &OutboundSms) -> Result<SubmitSm, 
         .esm_class(EsmClass::from(0u8))
         .protocol_id(0)
         .registered_delivery(RegisteredDelivery::from(config.registered_delivery))
-        .data_coding(DataCoding::from(0u8))
+        .data_coding(DataCoding::from(coding.data_coding()))
         .short_message(short_message)
         .build())
 }

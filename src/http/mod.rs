@@ -16,7 +16,7 @@ use crate::carrier::CarrierHandle;
 use crate::delivery::DeliveryTracker;
 use crate::otp::OtpService;
 use crate::ratelimit::RateLimits;
-use crate::template::Template;
+use crate::template::Messages;
 use extract::ApiKeys;
 
 /// Shared state of every handler: one cheap-to-clone handle built at start-up.
@@ -26,7 +26,7 @@ pub struct AppState {
     pub limits: RateLimits,
     pub carrier: CarrierHandle,
     pub api_keys: Arc<ApiKeys>,
-    pub template: Arc<Template>,
+    pub messages: Arc<Messages>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
     pub deliveries: DeliveryTracker,

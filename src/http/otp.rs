@@ -17,10 +17,13 @@ use crate::metrics as m;
 use crate::otp::{Code, IssueError, Verdict};
 use crate::phone::PhoneNumber;
 use crate::ratelimit::Refused;
+use crate::template::is_locale;
 
 #[derive(Deserialize)]
 pub struct SendRequest {
     phone: String,
+    /// A language tag (`nl`, `pt-BR`) choosing the message template; unknown ones get the default.
+    locale: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +58,13 @@ pub async fn send(
     ApiJson(request): ApiJson<SendRequest>,
 ) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
     let phone = PhoneNumber::parse(&request.phone)?;
+    if request
+        .locale
+        .as_deref()
+        .is_some_and(|locale| !is_locale(locale))
+    {
+        return Err(ApiError::InvalidLocale);
+    }
     state.limits.check_send(&phone).map_err(rate_limited)?;
     let issued = state.otp.issue(&phone).map_err(|err| match err {
         IssueError::StoreFull(_) => {
@@ -66,9 +76,11 @@ pub async fn send(
         }
     })?;
     let ttl = issued.expires_in;
-    let text = state
-        .template
-        .render(issued.code.expose(), ttl.as_secs().div_ceil(60));
+    let text = state.messages.text(
+        request.locale.as_deref(),
+        issued.code.expose(),
+        ttl.as_secs().div_ceil(60),
+    );
     state.deliveries.queued(&issued.id.0);
     let sms = OutboundSms {
         id: issued.id.0.clone(),

@@ -36,6 +36,8 @@ pub enum ApiError {
     InvalidPhone(#[from] PhoneError),
     #[error(transparent)]
     InvalidCode(#[from] CodeFormatError),
+    #[error("locale must be a language tag such as nl or pt-BR")]
+    InvalidLocale,
     #[error("rate limit {} exceeded; retry after {} s", .0.limit.as_str(), .0.retry_after_secs())]
     RateLimited(Refused),
     /// The SMS queue is full, or no code can be stored right now.
@@ -86,6 +88,9 @@ impl ApiError {
                 "invalid-phone",
                 "Invalid phone number",
             ),
+            ApiError::InvalidLocale => {
+                (StatusCode::BAD_REQUEST, "invalid-locale", "Invalid locale")
+            }
             ApiError::InvalidCode(_) => (
                 StatusCode::BAD_REQUEST,
                 "invalid-code",
