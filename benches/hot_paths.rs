@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use otpgate::carrier::{OutboundSms, submit_sm};
+use otpgate::carrier::{OutboundSms, submit_parts};
 use otpgate::clock::SystemClock;
 use otpgate::config::Config;
 use otpgate::otp::{Code, CodeMac, MemoryStore, OsEntropy, OtpService, Policy};
@@ -112,6 +112,7 @@ fn wire(c: &mut Criterion) {
     let sms = OutboundSms {
         id: "5b6fc037d39e1489e7d220acb208ec73".to_owned(),
         to: PhoneNumber::parse("+31612345678").expect("valid"),
+        from: None,
         text: "Your verification code is 012345. It expires in 5 minutes.".to_owned(),
         deadline: Instant::now() + Duration::from_secs(300),
     };
@@ -122,14 +123,14 @@ fn wire(c: &mut Criterion) {
     group.bench_function("submit_sm_build_and_encode", |b| {
         b.iter(|| {
             buf.clear();
-            let body = submit_sm(&config.carrier, &sms).expect("encodable");
+            let body = submit_parts(&config.carrier, &sms, 1).expect("encodable").remove(0);
             codec
                 .encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut buf)
                 .expect("encode");
         })
     });
     let mut frame = BytesMut::new();
-    let body = submit_sm(&config.carrier, &sms).expect("encodable");
+    let body = submit_parts(&config.carrier, &sms, 1).expect("encodable").remove(0);
     codec
         .encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut frame)
         .expect("encode");

@@ -115,6 +115,10 @@ pub struct CarrierConfig {
     pub source_addr_npi: u8,
     pub registered_delivery: u8,
     pub allow_latin1: bool,
+    /// How the parts of a long message are tied together.
+    pub concatenation: smpp_wire::segment::Concatenation,
+    /// Segments per second across this carrier's sessions (None: no limit).
+    pub max_messages_per_second: Option<NonZeroU32>,
     pub window: usize,
     pub queue_capacity: usize,
     pub connect_timeout: Duration,
@@ -140,6 +144,15 @@ struct FileConfig {
     carrier: FileCarrier,
     #[serde(default)]
     delivery: FileDelivery,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FileConcatenation {
+    #[default]
+    Udh,
+    Sar,
+    Payload,
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,6 +271,9 @@ struct FileCarrier {
     /// Send Latin-1 (data_coding 3) when a text fits it and not GSM 03.38.
     #[serde(default)]
     allow_latin1: bool,
+    #[serde(default)]
+    concatenation: FileConcatenation,
+    max_messages_per_second: Option<u32>,
     #[serde(default = "defaults::window")]
     window: usize,
     #[serde(default = "defaults::queue_capacity")]
@@ -680,6 +696,15 @@ impl Validator {
             source_addr_npi: carrier.source_addr_npi,
             registered_delivery: carrier.registered_delivery,
             allow_latin1: carrier.allow_latin1,
+            concatenation: match carrier.concatenation {
+                FileConcatenation::Udh => smpp_wire::segment::Concatenation::Udh8,
+                FileConcatenation::Sar => smpp_wire::segment::Concatenation::Sar,
+                FileConcatenation::Payload => smpp_wire::segment::Concatenation::Payload,
+            },
+            max_messages_per_second: match carrier.max_messages_per_second {
+                None => None,
+                Some(rate) => Some(self.non_zero("carrier.max_messages_per_second", rate)?),
+            },
             window: carrier.window,
             queue_capacity: carrier.queue_capacity,
             connect_timeout: ms("carrier.connect_timeout_ms", carrier.connect_timeout_ms)?,

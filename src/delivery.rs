@@ -1,5 +1,7 @@
 //! What became of each SMS: queued, submitted (with the carrier's message id), then a final
-//! state from a delivery receipt or from a refusal. Bounded in count and age.
+//! state from delivery receipts or from a refusal. A message split into parts is submitted when
+//! every part is, delivered when every part is, and fails when any part fails. Bounded in count
+//! and age.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,15 @@ impl DeliveryState {
             DeliveryState::Failed => "failed",
         }
     }
+
+    /// Whether the message already failed (no later part can change that).
+    fn failed(&self) -> bool {
+        match self {
+            DeliveryState::Failed | DeliveryState::Expired => true,
+            DeliveryState::Receipt(state) => state.is_final() && *state != ReceiptState::Delivered,
+            DeliveryState::Queued | DeliveryState::Submitted => false,
+        }
+    }
 }
 
 /// One message's record.
@@ -40,9 +51,14 @@ pub struct Delivery {
     pub queued_at: SystemTime,
     pub submitted_at: Option<SystemTime>,
     pub done_at: Option<SystemTime>,
+    /// The carrier's id of the first part accepted.
     pub message_id: Option<String>,
     /// A refusal's command_status name, or a receipt's `err:`.
     pub error: Option<String>,
+    /// Parts the text was split into (1 until it is).
+    pub parts: usize,
+    submitted_parts: usize,
+    delivered_parts: usize,
 }
 
 struct Inner {
@@ -63,12 +79,13 @@ pub struct DeliveryTracker {
 
 impl DeliveryTracker {
     pub fn new(max_records: usize, ttl: Duration) -> Self {
+        let inner = Inner {
+            records: HashMap::new(),
+            order: VecDeque::new(),
+            by_message_id: MessageIds::default(),
+        };
         Self {
-            inner: Arc::new(Mutex::new(Inner {
-                records: HashMap::new(),
-                order: VecDeque::new(),
-                by_message_id: MessageIds::default(),
-            })),
+            inner: Arc::new(Mutex::new(inner)),
             max_records,
             ttl,
         }
@@ -91,17 +108,18 @@ impl DeliveryTracker {
             Self::forget(&mut inner, &oldest);
         }
         inner.order.push_back((Instant::now(), id.to_owned()));
-        inner.records.insert(
-            id.to_owned(),
-            Delivery {
-                state: DeliveryState::Queued,
-                queued_at: SystemTime::now(),
-                submitted_at: None,
-                done_at: None,
-                message_id: None,
-                error: None,
-            },
-        );
+        let record = Delivery {
+            state: DeliveryState::Queued,
+            queued_at: SystemTime::now(),
+            submitted_at: None,
+            done_at: None,
+            message_id: None,
+            error: None,
+            parts: 1,
+            submitted_parts: 0,
+            delivered_parts: 0,
+        };
+        inner.records.insert(id.to_owned(), record);
     }
 
     fn forget(inner: &mut Inner, id: &str) {
@@ -112,45 +130,78 @@ impl DeliveryTracker {
         }
     }
 
-    /// The carrier accepted it as `message_id`.
+    /// The text was split into `parts` submits.
+    pub fn parts(&self, id: &str, parts: usize) {
+        if let Some(record) = self.lock().records.get_mut(id) {
+            record.parts = parts.max(1);
+        }
+    }
+
+    /// The carrier accepted one part as `message_id`; the message is submitted once every part is.
     pub fn submitted(&self, id: &str, message_id: &str) {
         let mut inner = self.lock();
         let Some(record) = inner.records.get_mut(id) else {
             return;
         };
-        record.state = DeliveryState::Submitted;
-        record.submitted_at = Some(SystemTime::now());
-        record.message_id = Some(message_id.to_owned());
+        record.submitted_parts += 1;
+        record
+            .message_id
+            .get_or_insert_with(|| message_id.to_owned());
+        if record.state == DeliveryState::Queued && record.submitted_parts >= record.parts {
+            record.state = DeliveryState::Submitted;
+            record.submitted_at = Some(SystemTime::now());
+        }
         inner.by_message_id.insert(message_id, id.to_owned());
     }
 
-    /// It ended without reaching the carrier, or the carrier refused it.
+    /// It ended without reaching the carrier, or the carrier refused a part.
     pub fn ended(&self, id: &str, state: DeliveryState, error: Option<String>) {
         let mut inner = self.lock();
         if let Some(record) = inner.records.get_mut(id) {
+            if record.state.failed() {
+                return;
+            }
             record.state = state;
             record.done_at = Some(SystemTime::now());
             record.error = error;
         }
     }
 
-    /// Applies a receipt; returns how long after the submit it came, when it matched a message.
+    /// Applies a receipt for one part; returns how long after the submit it came, when it
+    /// matched a message.
     pub fn receipt(&self, receipt: &Receipt) -> Option<Duration> {
         let mut inner = self.lock();
         let id = inner.by_message_id.get(&receipt.message_id)?.clone();
         let record = inner.records.get_mut(&id)?;
-        record.state = DeliveryState::Receipt(receipt.state);
-        record.error = receipt
-            .error
-            .clone()
-            // err:000 (and the like) means no error.
-            .filter(|e| !e.trim_start_matches('0').is_empty());
         let now = SystemTime::now();
         let latency = record
             .submitted_at
             .and_then(|at| now.duration_since(at).ok());
+        match receipt.state {
+            _ if record.state.failed() => {}
+            ReceiptState::Delivered => {
+                record.delivered_parts += 1;
+                if record.delivered_parts >= record.parts {
+                    record.state = DeliveryState::Receipt(ReceiptState::Delivered);
+                    record.done_at = Some(now);
+                }
+            }
+            state if state.is_final() => {
+                record.state = DeliveryState::Receipt(state);
+                // err:000 (and the like) means no error.
+                record.error = receipt
+                    .error
+                    .clone()
+                    .filter(|e| !e.trim_start_matches('0').is_empty());
+                record.done_at = Some(now);
+            }
+            state => {
+                if record.delivered_parts == 0 {
+                    record.state = DeliveryState::Receipt(state);
+                }
+            }
+        }
         if receipt.state.is_final() {
-            record.done_at = Some(now);
             inner.by_message_id.remove(&receipt.message_id);
         }
         latency
@@ -221,6 +272,52 @@ mod tests {
                 .receipt(&receipt("ff", ReceiptState::Delivered))
                 .is_none(),
             "a final state is final"
+        );
+    }
+
+    #[test]
+    fn a_multipart_message_is_delivered_when_every_part_is_and_fails_when_one_fails() {
+        let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
+        tracker.queued("m");
+        tracker.parts("m", 2);
+        tracker.submitted("m", "a1");
+        assert_eq!(
+            tracker.get("m").map(|d| d.state),
+            Some(DeliveryState::Queued),
+            "one of two parts"
+        );
+        tracker.submitted("m", "a2");
+        let record = tracker.get("m").expect("kept");
+        assert_eq!(
+            (record.state, record.message_id.as_deref(), record.parts),
+            (DeliveryState::Submitted, Some("a1"), 2)
+        );
+        tracker.receipt(&receipt("a1", ReceiptState::Delivered));
+        assert_eq!(
+            tracker.get("m").map(|d| d.state),
+            Some(DeliveryState::Submitted),
+            "one part delivered"
+        );
+        tracker.receipt(&receipt("a2", ReceiptState::Delivered));
+        assert_eq!(
+            tracker.get("m").map(|d| d.state.as_str()),
+            Some("delivered")
+        );
+
+        tracker.queued("n");
+        tracker.parts("n", 2);
+        tracker.submitted("n", "b1");
+        tracker.submitted("n", "b2");
+        tracker.receipt(&Receipt {
+            message_id: "b1".into(),
+            state: ReceiptState::Undeliverable,
+            error: Some("034".into()),
+        });
+        tracker.receipt(&receipt("b2", ReceiptState::Delivered));
+        let record = tracker.get("n").expect("kept");
+        assert_eq!(
+            (record.state.as_str(), record.error.as_deref()),
+            ("undeliverable", Some("034"))
         );
     }
 

@@ -15,13 +15,16 @@ use crate::delivery::DeliveryTracker;
 use crate::metrics as m;
 use crate::phone::PhoneNumber;
 
-pub use pdu::{bind_transceiver, submit_sm};
+pub use pdu::{bind_transceiver, submit_parts};
 
 /// One SMS waiting for the carrier. Its text carries a code: never log it.
 pub struct OutboundSms {
     /// Our id of the message (the code's challenge id), for its delivery record.
     pub id: String,
     pub to: PhoneNumber,
+    /// A sender for this message only (`+digits`, a short code, or alphanumeric); else the
+    /// carrier's source_addr.
+    pub from: Option<String>,
     pub text: String,
     /// After this the code has expired and sending it is pointless.
     pub deadline: Instant,

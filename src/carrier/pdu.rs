@@ -1,11 +1,13 @@
 //! The PDUs the daemon originates, built from configuration and an outbound SMS.
 
 use rusmpp::pdus::{BindTransceiver, SubmitSm};
-use rusmpp::types::{COctetString, OctetString};
+use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
+use rusmpp::types::{AnyOctetString, COctetString, OctetString};
 use rusmpp::values::{
-    DataCoding, EsmClass, InterfaceVersion, Npi, RegisteredDelivery, ServiceType, Ton,
+    DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, RegisteredDelivery, ServiceType,
+    Ton,
 };
-use smpp_wire::segment;
+use smpp_wire::segment::{self, Concatenation};
 
 use super::OutboundSms;
 use crate::config::{self, CarrierConfig};
@@ -48,36 +50,81 @@ pub fn bind_transceiver(config: &CarrierConfig) -> Result<BindTransceiver, PduEr
         .build())
 }
 
-/// submit_sm for `sms`: international destination (TON 1, NPI 1, digits without '+'), the text
-/// in GSM 03.38 when it fits (data_coding 0, one septet per octet), else Latin-1 if the carrier
-/// allows it (3), else UCS-2 (8).
-pub fn submit_sm(config: &CarrierConfig, sms: &OutboundSms) -> Result<SubmitSm, PduError> {
+/// One submit_sm per part of `sms`: international destination (TON 1, NPI 1, digits without
+/// '+'); the text in GSM 03.38 when it fits (data_coding 0), else Latin-1 where the carrier allows
+/// it (3), else UCS-2 (8); a long text split as the carrier's `concatenation` says, under
+/// `reference`.
+pub fn submit_parts(
+    config: &CarrierConfig,
+    sms: &OutboundSms,
+    reference: u16,
+) -> Result<Vec<SubmitSm>, PduError> {
     let coding = segment::choose(&sms.text, config.allow_latin1);
-    let mut parts =
-        segment::split(&sms.text, coding, segment::Concatenation::Payload, 0).map_err(|err| {
+    let parts =
+        segment::split(&sms.text, coding, config.concatenation, reference).map_err(|err| {
             PduError::Field {
                 field: "short_message",
                 message: err.to_string(),
             }
         })?;
-    let data = parts.pop().map(|part| part.data).unwrap_or_default();
-    let short_message = OctetString::from_vec(data).map_err(|err| PduError::Field {
-        field: "short_message",
-        message: err.to_string(),
-    })?;
-    Ok(SubmitSm::builder()
-        .service_type(ServiceType::default())
-        .source_addr_ton(Ton::from(config.source_addr_ton))
-        .source_addr_npi(Npi::from(config.source_addr_npi))
-        .source_addr(c_string("source_addr", &config.source_addr)?)
-        .dest_addr_ton(Ton::International)
-        .dest_addr_npi(Npi::Isdn)
-        .destination_addr(c_string("destination_addr", sms.to.digits())?)
-        // rusmpp's EsmClass::default() is 0x08; an OTP is a plain default-mode message.
-        .esm_class(EsmClass::from(0u8))
-        .protocol_id(0)
-        .registered_delivery(RegisteredDelivery::from(config.registered_delivery))
-        .data_coding(DataCoding::from(coding.data_coding()))
-        .short_message(short_message)
-        .build())
+    let (source_ton, source) = match &sms.from {
+        Some(from) => sender(from),
+        None => (config.source_addr_ton, config.source_addr.clone()),
+    };
+    let source_npi = if sms.from.is_some() {
+        u8::from(source_ton == 1)
+    } else {
+        config.source_addr_npi
+    };
+    parts
+        .into_iter()
+        .map(|part| {
+            let mut esm_class = 0u8;
+            if part.udhi {
+                esm_class |= 0x40;
+            }
+            let mut builder = SubmitSm::builder()
+                .service_type(ServiceType::default())
+                .source_addr_ton(Ton::from(source_ton))
+                .source_addr_npi(Npi::from(source_npi))
+                .source_addr(c_string("source_addr", &source)?)
+                .dest_addr_ton(Ton::International)
+                .dest_addr_npi(Npi::Isdn)
+                .destination_addr(c_string("destination_addr", sms.to.digits())?)
+                // rusmpp's EsmClass::default() is 0x08; our messages are default-mode.
+                .esm_class(EsmClass::from(esm_class))
+                .protocol_id(0)
+                .registered_delivery(RegisteredDelivery::from(config.registered_delivery))
+                .data_coding(DataCoding::from(coding.data_coding()));
+            if config.concatenation == Concatenation::Payload {
+                builder = builder.push_tlv(MessageSubmissionRequestTlvValue::MessagePayload(
+                    MessagePayload::new(AnyOctetString::from_vec(part.data)),
+                ));
+            } else {
+                let short_message =
+                    OctetString::from_vec(part.data).map_err(|err| PduError::Field {
+                        field: "short_message",
+                        message: err.to_string(),
+                    })?;
+                builder = builder.short_message(short_message);
+            }
+            if let Some((reference, total, seq)) = part.sar {
+                builder = builder
+                    .push_tlv(MessageSubmissionRequestTlvValue::SarMsgRefNum(reference))
+                    .push_tlv(MessageSubmissionRequestTlvValue::SarTotalSegments(total))
+                    .push_tlv(MessageSubmissionRequestTlvValue::SarSegmentSeqnum(seq));
+            }
+            Ok(builder.build())
+        })
+        .collect()
+}
+
+/// (TON, address) of a sender given per message: `+digits` is an international number (TON 1),
+/// digits alone a short code (TON 3), anything else alphanumeric (TON 5).
+fn sender(from: &str) -> (u8, String) {
+    match from.strip_prefix('+') {
+        Some(digits) => (1, digits.to_owned()),
+        None if from.bytes().all(|b| b.is_ascii_digit()) => (3, from.to_owned()),
+        None => (5, from.to_owned()),
+    }
 }

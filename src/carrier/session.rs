@@ -2,10 +2,11 @@
 //! matches responses by sequence_number, keeps the link alive, reconnects, and unbinds on drain.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use rusmpp::pdus::DeliverSmResp;
+use rusmpp::pdus::{DeliverSmResp, SubmitSm};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use smpp_wire::status::status_name;
 use smpp_wire::{Frame, FrameCodec};
@@ -23,6 +24,16 @@ use crate::metrics as m;
 use smpp_wire::receipt;
 
 type Link = Framed<TcpStream, FrameCodec>;
+
+/// What became of a part offered to the link.
+enum Fed {
+    Written,
+    /// Expired before it could go; counted and ended.
+    Dropped,
+    /// Over the carrier's rate: wait until then.
+    Paused(Instant),
+    LinkFailed(String),
+}
 
 /// Why a bound session ended.
 enum SessionEnd {
@@ -54,8 +65,15 @@ enum BindError {
 }
 
 /// A submit_sm written and not yet answered.
+/// One submit_sm's worth of a message: what the window, the retry buffer and the in-flight map
+/// hold, so a part the SMSC accepted is never sent again when a later one must be.
+struct OutboundPart {
+    sms: Arc<OutboundSms>,
+    body: SubmitSm,
+}
+
 struct InFlight {
-    sms: OutboundSms,
+    part: OutboundPart,
     written_at: Instant,
 }
 
@@ -85,7 +103,11 @@ pub(super) struct Carrier {
     queue: mpsc::Receiver<OutboundSms>,
     /// Messages taken from the queue that must go first: in flight when a link dropped, or
     /// refused as throttled. At-least-once: a message may reach the SMSC twice, never zero times.
-    retry: VecDeque<OutboundSms>,
+    retry: VecDeque<OutboundPart>,
+    /// Concatenation reference of the next multipart message.
+    reference: u16,
+    /// Segments per second for this carrier, if limited.
+    throughput: Option<governor::DefaultDirectRateLimiter>,
     queue_done: bool,
     bound: watch::Sender<bool>,
     stop: CarrierStop,
@@ -137,11 +159,16 @@ impl Carrier {
         stop: CarrierStop,
         deliveries: DeliveryTracker,
     ) -> Self {
+        let throughput = config
+            .max_messages_per_second
+            .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
         Self {
             metrics: SessionMetrics::new(&config.name),
             config,
             queue,
             retry: VecDeque::new(),
+            reference: 0,
+            throughput,
             queue_done: false,
             bound,
             stop,
@@ -270,73 +297,97 @@ impl Carrier {
         Ok(link)
     }
 
-    /// Takes the next message to write: retries first, then the queue without waiting.
-    fn next_ready(&mut self) -> Option<OutboundSms> {
-        if let Some(sms) = self.retry.pop_front() {
-            return Some(sms);
-        }
-        if self.queue_done {
-            return None;
-        }
-        match self.queue.try_recv() {
-            Ok(sms) => {
-                self.dequeued();
-                Some(sms)
+    /// Takes the next part to write: retries first, then the queue (split into parts) without
+    /// waiting.
+    fn next_ready(&mut self) -> Option<OutboundPart> {
+        loop {
+            if let Some(part) = self.retry.pop_front() {
+                return Some(part);
             }
-            Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => {
-                self.queue_done = true;
-                None
+            if self.queue_done {
+                return None;
+            }
+            match self.queue.try_recv() {
+                Ok(sms) => {
+                    self.dequeued();
+                    self.expand(sms);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => return None,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.queue_done = true;
+                    return None;
+                }
             }
         }
     }
 
-    fn dequeued(&self) {
-        self.metrics.queue_depth.decrement(1.0);
-    }
-
-    /// Feeds one submit_sm into the link buffer (no flush). A message past its deadline or not
-    /// encodable is dropped and counted; an error means the link failed (the message is kept).
-    async fn feed_submit(
-        &mut self,
-        link: &mut Link,
-        sequence: &mut Sequence,
-        in_flight: &mut HashMap<u32, InFlight>,
-        sms: OutboundSms,
-    ) -> Result<(), String> {
-        let now = Instant::now();
-        if now >= sms.deadline {
-            self.record("expired");
-            self.deliveries.ended(&sms.id, DeliveryState::Expired, None);
-            debug!(carrier = %self.config.name, to = %sms.to.masked(), "code expired before it could be sent");
-            return Ok(());
-        }
-        let body = match pdu::submit_sm(&self.config, &sms) {
-            Ok(body) => body,
+    /// Splits a message into its parts, at the back of the retry buffer; one that cannot be
+    /// encoded ends here.
+    fn expand(&mut self, sms: OutboundSms) {
+        self.reference = self.reference.wrapping_add(1);
+        match pdu::submit_parts(&self.config, &sms, self.reference) {
+            Ok(bodies) => {
+                self.deliveries.parts(&sms.id, bodies.len());
+                let sms = Arc::new(sms);
+                self.retry
+                    .extend(bodies.into_iter().map(|body| OutboundPart {
+                        sms: sms.clone(),
+                        body,
+                    }));
+            }
             Err(err) => {
                 self.record("invalid");
                 self.deliveries
                     .ended(&sms.id, DeliveryState::Failed, Some(err.to_string()));
                 warn!(carrier = %self.config.name, to = %sms.to.masked(), %err, "message cannot be encoded");
-                return Ok(());
             }
-        };
+        }
+    }
+    fn dequeued(&self) {
+        self.metrics.queue_depth.decrement(1.0);
+    }
+
+    /// Feeds one part into the link buffer (no flush).
+    async fn feed_submit(
+        &mut self,
+        link: &mut Link,
+        sequence: &mut Sequence,
+        in_flight: &mut HashMap<u32, InFlight>,
+        part: OutboundPart,
+    ) -> Fed {
+        let now = Instant::now();
+        if now >= part.sms.deadline {
+            self.record("expired");
+            self.deliveries
+                .ended(&part.sms.id, DeliveryState::Expired, None);
+            debug!(carrier = %self.config.name, to = %part.sms.to.masked(), "code expired before it could be sent");
+            return Fed::Dropped;
+        }
+        if let Some(limiter) = &self.throughput {
+            if let Err(not_until) = limiter.check() {
+                // Over the carrier's rate: this part waits, in its place, for the next slot.
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                self.retry.push_front(part);
+                return Fed::Paused(now + wait);
+            }
+        }
         let seq = sequence.next();
-        let command = Command::new(CommandStatus::EsmeRok, seq, body);
+        let command = Command::new(CommandStatus::EsmeRok, seq, part.body.clone());
         if let Err(err) = link.feed(&command).await {
-            self.retry.push_front(sms);
-            return Err(err.to_string());
+            self.retry.push_front(part);
+            return Fed::LinkFailed(err.to_string());
         }
         in_flight.insert(
             seq,
             InFlight {
-                sms,
+                part,
                 written_at: now,
             },
         );
-        Ok(())
+        Fed::Written
     }
-
     /// Serves a bound link until it ends.
     async fn serve(&mut self, mut link: Link) -> SessionEnd {
         let mut sequence = Sequence(1);
@@ -365,15 +416,22 @@ impl Carrier {
                 let mut fed = false;
                 let mut failure = None;
                 while in_flight.len() < window {
-                    let Some(sms) = self.next_ready() else { break };
-                    if let Err(err) = self
-                        .feed_submit(&mut link, &mut sequence, &mut in_flight, sms)
+                    let Some(part) = self.next_ready() else { break };
+                    match self
+                        .feed_submit(&mut link, &mut sequence, &mut in_flight, part)
                         .await
                     {
-                        failure = Some(err);
-                        break;
+                        Fed::Written => fed = true,
+                        Fed::Dropped => {}
+                        Fed::Paused(until) => {
+                            paused_until = Some(until);
+                            break;
+                        }
+                        Fed::LinkFailed(err) => {
+                            failure = Some(err);
+                            break;
+                        }
                     }
-                    fed = true;
                 }
                 if let Some(err) = failure {
                     break SessionEnd::Lost(format!("write failed: {err}"));
@@ -413,14 +471,9 @@ impl Carrier {
                 }
                 sms = self.queue.recv(), if can_take => match sms {
                     Some(sms) => {
+                        // The loop head writes its parts, fills the window and flushes.
                         self.dequeued();
-                        if let Err(err) = self.feed_submit(&mut link, &mut sequence, &mut in_flight, sms).await {
-                            break SessionEnd::Lost(format!("write failed: {err}"));
-                        }
-                        // The loop head fills the rest of the window and flushes.
-                        if let Err(err) = link.flush().await {
-                            break SessionEnd::Lost(format!("write failed: {err}"));
-                        }
+                        self.expand(sms);
                     }
                     None => self.queue_done = true,
                 },
@@ -447,7 +500,7 @@ impl Carrier {
         let mut unanswered: Vec<(u32, InFlight)> = in_flight.drain().collect();
         unanswered.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         for (_, flight) in unanswered {
-            self.retry.push_front(flight.sms);
+            self.retry.push_front(flight.part);
         }
         end
     }
@@ -538,7 +591,7 @@ impl Carrier {
         self.metrics.submit_duration.record(elapsed.as_secs_f64());
         if status == CommandStatus::EsmeRok {
             self.record("ok");
-            self.deliveries.submitted(&flight.sms.id, message_id);
+            self.deliveries.submitted(&flight.part.sms.id, message_id);
             return;
         }
         let name = status_name(status);
@@ -546,11 +599,14 @@ impl Carrier {
             // Resend the same message after a pause; it keeps its place before newer ones.
             debug!(carrier = %self.config.name, status = %name, "SMSC asked to slow down");
             *paused_until = Some(Instant::now() + THROTTLE_PAUSE);
-            self.retry.push_front(flight.sms);
+            self.retry.push_front(flight.part);
         } else {
-            warn!(carrier = %self.config.name, to = %flight.sms.to.masked(), status = %name, "submit_sm refused");
-            self.deliveries
-                .ended(&flight.sms.id, DeliveryState::Failed, Some(name.clone()));
+            warn!(carrier = %self.config.name, to = %flight.part.sms.to.masked(), status = %name, "submit_sm refused");
+            self.deliveries.ended(
+                &flight.part.sms.id,
+                DeliveryState::Failed,
+                Some(name.clone()),
+            );
         }
         self.record(&name);
     }
@@ -590,8 +646,8 @@ impl Carrier {
             if let Some(flight) = in_flight.remove(&seq) {
                 self.record("timeout");
                 // No answer is not a refusal: try again while the code is still valid.
-                if now < flight.sms.deadline {
-                    self.retry.push_back(flight.sms);
+                if now < flight.part.sms.deadline {
+                    self.retry.push_back(flight.part);
                 }
             }
         }

@@ -85,6 +85,7 @@ pub async fn send(
     let sms = OutboundSms {
         id: issued.id.0.clone(),
         to: phone.clone(),
+        from: None,
         text,
         // The carrier runs on real time; the code's own expiry follows the injected clock.
         deadline: Instant::now() + ttl,
