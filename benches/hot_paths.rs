@@ -123,14 +123,18 @@ fn wire(c: &mut Criterion) {
     group.bench_function("submit_sm_build_and_encode", |b| {
         b.iter(|| {
             buf.clear();
-            let body = submit_parts(&config.carrier, &sms, 1).expect("encodable").remove(0);
+            let body = submit_parts(&config.carrier, &sms, 1)
+                .expect("encodable")
+                .remove(0);
             codec
                 .encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut buf)
                 .expect("encode");
         })
     });
     let mut frame = BytesMut::new();
-    let body = submit_parts(&config.carrier, &sms, 1).expect("encodable").remove(0);
+    let body = submit_parts(&config.carrier, &sms, 1)
+        .expect("encodable")
+        .remove(0);
     codec
         .encode(&Command::new(CommandStatus::EsmeRok, 7, body), &mut frame)
         .expect("encode");

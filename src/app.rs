@@ -106,6 +106,8 @@ pub fn start(
         limits: limits.clone(),
         carrier: carrier.clone(),
         api_keys: Arc::new(ApiKeys::new(&config.api_keys)),
+        sms_keys: Arc::new(ApiKeys::new(&config.sms_keys)),
+        sms_validity: config.delivery.sms_validity,
         messages: Arc::new(config.otp.messages.clone()),
         metrics,
         max_body_bytes: config.server.max_body_bytes,

@@ -60,6 +60,8 @@ impl fmt::Debug for Secret {
 pub struct Config {
     pub server: ServerConfig,
     pub api_keys: Vec<Secret>,
+    /// Keys allowed to use /v1/sms.
+    pub sms_keys: Vec<Secret>,
     pub otp: OtpConfig,
     pub limits: LimitsConfig,
     pub limits_prune_interval: Duration,
@@ -72,6 +74,8 @@ pub struct Config {
 pub struct DeliveryConfig {
     pub max_records: usize,
     pub ttl: Duration,
+    /// How long a generic SMS may wait for the carrier before it is given up.
+    pub sms_validity: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +166,8 @@ struct FileDelivery {
     max_records: usize,
     #[serde(default = "defaults::delivery_ttl_seconds")]
     ttl_seconds: u64,
+    #[serde(default = "defaults::sms_validity_seconds")]
+    sms_validity_seconds: u64,
 }
 
 impl Default for FileDelivery {
@@ -169,6 +175,7 @@ impl Default for FileDelivery {
         Self {
             max_records: defaults::delivery_max_records(),
             ttl_seconds: defaults::delivery_ttl_seconds(),
+            sms_validity_seconds: defaults::sms_validity_seconds(),
         }
     }
 }
@@ -190,6 +197,9 @@ struct FileApi {
     #[serde(default)]
     keys: Vec<String>,
     keys_file: Option<PathBuf>,
+    /// Keys for the generic SMS routes (/v1/sms); OTP keys cannot send arbitrary text.
+    #[serde(default)]
+    sms_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -385,6 +395,9 @@ mod defaults {
     pub fn delivery_ttl_seconds() -> u64 {
         86_400
     }
+    pub fn sms_validity_seconds() -> u64 {
+        3_600
+    }
 }
 
 // ---- validation -----------------------------------------------------------------------------
@@ -463,9 +476,11 @@ impl Validator {
     }
 
     fn config(&self, file: FileConfig) -> Result<Config, ConfigError> {
+        let (api_keys, sms_keys) = self.api_keys(file.api)?;
         Ok(Config {
             server: self.server(file.server)?,
-            api_keys: self.api_keys(file.api)?,
+            api_keys,
+            sms_keys,
             otp: self.otp(file.otp, file.carrier.allow_latin1)?,
             limits: self.limits(&file.limits)?,
             limits_prune_interval: Duration::from_secs(self.positive(
@@ -484,6 +499,10 @@ impl Validator {
         Ok(DeliveryConfig {
             max_records: delivery.max_records,
             ttl: Duration::from_secs(self.positive("delivery.ttl_seconds", delivery.ttl_seconds)?),
+            sms_validity: Duration::from_secs(self.positive(
+                "delivery.sms_validity_seconds",
+                delivery.sms_validity_seconds,
+            )?),
         })
     }
 
@@ -502,7 +521,20 @@ impl Validator {
         })
     }
 
-    fn api_keys(&self, api: FileApi) -> Result<Vec<Secret>, ConfigError> {
+    fn api_keys(&self, api: FileApi) -> Result<(Vec<Secret>, Vec<Secret>), ConfigError> {
+        let sms_keys = api.sms_keys;
+        if let Some(bad) = sms_keys
+            .iter()
+            .position(|k| k.len() < 8 || !k.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(self.invalid(
+                "api.sms_keys",
+                format!(
+                    "key #{} must be at least 8 printable ASCII characters without spaces",
+                    bad + 1
+                ),
+            ));
+        }
         let mut keys = api.keys;
         if let Some(path) = &api.keys_file {
             let text = self.read("api.keys_file", path)?;
@@ -531,7 +563,10 @@ impl Validator {
                 ),
             ));
         }
-        Ok(keys.into_iter().map(Secret).collect())
+        Ok((
+            keys.into_iter().map(Secret).collect(),
+            sms_keys.into_iter().map(Secret).collect(),
+        ))
     }
 
     fn otp(&self, otp: FileOtp, allow_latin1: bool) -> Result<OtpConfig, ConfigError> {

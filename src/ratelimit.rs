@@ -139,6 +139,17 @@ impl<C: Clock + Clone> RateLimits<C> {
         })
     }
 
+    /// Admits one send under the global ceiling only (generic SMS: not an OTP, no per-number
+    /// limit).
+    pub fn check_global_send(&self) -> Result<(), Refused> {
+        self.global_send.check().map_err(|not_until| {
+            self.refused(
+                Limit::GlobalSend,
+                not_until.wait_time_from(self.clock.now()),
+            )
+        })
+    }
+
     /// Admits one verification for `phone`.
     pub fn check_verify(&self, phone: &PhoneNumber) -> Result<(), Refused> {
         self.verify.check_key(phone).map_err(|not_until| {

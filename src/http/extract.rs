@@ -40,12 +40,25 @@ impl ApiKeys {
     }
 }
 
-/// Middleware for `/v1`: refuses requests without a known bearer key.
+/// Middleware for `/v1/otp`: refuses requests without a known OTP key.
 pub async fn require_api_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    require(&state.api_keys, request, next).await
+}
+
+/// Middleware for `/v1/sms`: refuses requests without a known SMS key.
+pub async fn require_sms_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    require(&state.sms_keys, request, next).await
+}
+
+async fn require(keys: &ApiKeys, request: Request, next: Next) -> Result<Response, ApiError> {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -53,7 +66,7 @@ pub async fn require_api_key(
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(key) if state.api_keys.accepts(key) => Ok(next.run(request).await),
+        Some(key) if keys.accepts(key) => Ok(next.run(request).await),
         _ => Err(ApiError::Unauthorized),
     }
 }

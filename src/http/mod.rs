@@ -4,6 +4,7 @@ pub mod extract;
 pub mod ops;
 pub mod otp;
 pub mod problem;
+pub mod sms;
 
 use std::sync::Arc;
 
@@ -26,6 +27,9 @@ pub struct AppState {
     pub limits: RateLimits,
     pub carrier: CarrierHandle,
     pub api_keys: Arc<ApiKeys>,
+    pub sms_keys: Arc<ApiKeys>,
+    /// How long a generic SMS may wait for the carrier.
+    pub sms_validity: std::time::Duration,
     pub messages: Arc<Messages>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
@@ -37,6 +41,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/otp/send"),
     ("POST", "/v1/otp/verify"),
     ("GET", "/v1/otp/{id}"),
+    ("POST", "/v1/sms"),
+    ("GET", "/v1/sms/{id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -52,8 +58,16 @@ pub fn router(state: AppState, metrics_route: bool) -> Router {
             state.clone(),
             extract::require_api_key,
         ));
+    let generic_sms = Router::new()
+        .route("/v1/sms", post(sms::send))
+        .route("/v1/sms/{id}", get(sms::status))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::require_sms_key,
+        ));
     let mut router = Router::new()
         .merge(v1)
+        .merge(generic_sms)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz));
     if metrics_route {

@@ -147,6 +147,7 @@ pub struct DeliveryView {
     done_at: Option<String>,
     message_id: Option<String>,
     error: Option<String>,
+    parts: usize,
 }
 
 fn timestamp(at: std::time::SystemTime) -> String {
@@ -158,6 +159,17 @@ pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<StatusResponse>, ApiError> {
+    if id.starts_with("sms-") {
+        return Err(ApiError::UnknownId);
+    }
+    status_response(&state, id)
+}
+
+/// The delivery record of `id` as both status routes show it.
+pub(super) fn status_response(
+    state: &AppState,
+    id: String,
+) -> Result<Json<StatusResponse>, ApiError> {
     let delivery = state.deliveries.get(&id).ok_or(ApiError::UnknownId)?;
     Ok(Json(StatusResponse {
         id,
@@ -168,6 +180,7 @@ pub async fn status(
             done_at: delivery.done_at.map(timestamp),
             message_id: delivery.message_id,
             error: delivery.error,
+            parts: delivery.parts,
         },
     }))
 }

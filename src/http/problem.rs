@@ -38,6 +38,11 @@ pub enum ApiError {
     InvalidCode(#[from] CodeFormatError),
     #[error("locale must be a language tag such as nl or pt-BR")]
     InvalidLocale,
+    #[error("from must be +digits (E.164), a short code, or up to 11 letters and digits")]
+    InvalidSender,
+    /// The SMS text cannot be sent (empty, or more parts than concatenation allows).
+    #[error("{0}")]
+    InvalidText(String),
     #[error("rate limit {} exceeded; retry after {} s", .0.limit.as_str(), .0.retry_after_secs())]
     RateLimited(Refused),
     /// The SMS queue is full, or no code can be stored right now.
@@ -87,6 +92,14 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid-phone",
                 "Invalid phone number",
+            ),
+            ApiError::InvalidSender => {
+                (StatusCode::BAD_REQUEST, "invalid-sender", "Invalid sender")
+            }
+            ApiError::InvalidText(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-text",
+                "Invalid message text",
             ),
             ApiError::InvalidLocale => {
                 (StatusCode::BAD_REQUEST, "invalid-locale", "Invalid locale")

@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub const API_KEY: &str = "test-key-0123";
+/// A key for /v1/sms only.
+pub const SMS_KEY: &str = "test-sms-key-0123";
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 /// Upper bound for anything a test waits on; reached only when the behaviour is broken.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -203,6 +205,7 @@ listen = "{listen}"
 shutdown_timeout_seconds = {shutdown}
 [api]
 keys = ["{API_KEY}"]
+sms_keys = ["{SMS_KEY}"]
 [otp]
 secret_file = "secret.key"
 {otp_extra}
@@ -302,10 +305,14 @@ impl Daemon {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.post_with(API_KEY, path, body).await
+    }
+
+    pub async fn post_with(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
             .client
             .post(format!("{}{path}", self.url))
-            .bearer_auth(API_KEY)
+            .bearer_auth(key)
             .json(&body)
             .send()
             .await
@@ -324,10 +331,15 @@ impl Daemon {
     }
 
     pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let key = if path.starts_with("/v1/sms") {
+            SMS_KEY
+        } else {
+            API_KEY
+        };
         let response = self
             .client
             .get(format!("{}{path}", self.url))
-            .bearer_auth(API_KEY)
+            .bearer_auth(key)
             .send()
             .await
             .expect("daemon HTTP answers");
@@ -339,7 +351,8 @@ impl Daemon {
     pub async fn wait_for_delivery(&self, id: &str, state: &str) -> Value {
         let mut last = Value::Null;
         for _ in 0..500 {
-            let (_, body) = self.get_json(&format!("/v1/otp/{id}")).await;
+            let route = if id.starts_with("sms-") { "sms" } else { "otp" };
+            let (_, body) = self.get_json(&format!("/v1/{route}/{id}")).await;
             if body["delivery"]["state"] == state {
                 return body;
             }

@@ -1,0 +1,150 @@
+//! `/v1/sms`: any text to any number through the same pipeline as codes, with its own key scope.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use smpp_wire::segment;
+use tracing::{debug, error};
+
+use super::AppState;
+use super::extract::ApiJson;
+use super::otp::{StatusResponse, status_response};
+use super::problem::ApiError;
+use crate::carrier::OutboundSms;
+use crate::delivery::DeliveryState;
+use crate::metrics as m;
+use crate::phone::PhoneNumber;
+
+/// Generic SMS ids carry this prefix, so the OTP and SMS status routes never answer for each
+/// other's messages.
+const ID_PREFIX: &str = "sms-";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsRequest {
+    to: String,
+    text: String,
+    /// `+digits`, a short code, or up to 11 letters and digits.
+    from: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SmsResponse {
+    id: String,
+    to: String,
+    parts: usize,
+    status: &'static str,
+}
+
+/// Whether `from` can be a sender: E.164, a short code of up to 15 digits, or an alphanumeric
+/// name of at most 11 characters (what handsets show).
+fn valid_sender(from: &str) -> bool {
+    match from.strip_prefix('+') {
+        Some(_) => PhoneNumber::parse(from).is_ok(),
+        None if from.bytes().all(|b| b.is_ascii_digit()) => (1..=15).contains(&from.len()),
+        None => {
+            (1..=11).contains(&from.len())
+                && from
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'.' | b'_'))
+        }
+    }
+}
+
+fn new_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|err| {
+        error!(%err, "cannot draw an SMS id");
+        ApiError::Internal
+    })?;
+    Ok(bytes.iter().fold(String::from(ID_PREFIX), |mut id, b| {
+        id.push_str(&format!("{b:02x}"));
+        id
+    }))
+}
+
+/// Queues one SMS.
+pub async fn send(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<SmsRequest>,
+) -> Result<(StatusCode, Json<SmsResponse>), ApiError> {
+    let to = PhoneNumber::parse(&request.to)?;
+    if request
+        .from
+        .as_deref()
+        .is_some_and(|from| !valid_sender(from))
+    {
+        return Err(ApiError::InvalidSender);
+    }
+    if request.text.is_empty() {
+        return Err(ApiError::InvalidText("text must not be empty".to_owned()));
+    }
+    // Split now only to refuse what cannot be sent and to tell the caller the part count; the
+    // carrier splits again with its own concatenation settings.
+    let coding = segment::choose(&request.text, false);
+    let parts = segment::split(&request.text, coding, segment::Concatenation::Udh8, 0)
+        .map_err(|err| ApiError::InvalidText(err.to_string()))?
+        .len();
+    state.limits.check_global_send().map_err(|refused| {
+        metrics::counter!(m::RATE_LIMITED_TOTAL, m::LABEL_LIMIT => refused.limit.as_str())
+            .increment(1);
+        ApiError::RateLimited(refused)
+    })?;
+    let id = new_id()?;
+    state.deliveries.queued(&id);
+    let sms = OutboundSms {
+        id: id.clone(),
+        to: to.clone(),
+        from: request.from,
+        text: request.text,
+        deadline: Instant::now() + state.sms_validity,
+    };
+    if state.carrier.try_enqueue(sms).is_err() {
+        state
+            .deliveries
+            .ended(&id, DeliveryState::Failed, Some("queue full".to_owned()));
+        return Err(ApiError::Unavailable(
+            "the SMS queue is full; try again later",
+        ));
+    }
+    debug!(to = %to.masked(), %id, parts, "SMS queued");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SmsResponse {
+            id,
+            to: to.to_string(),
+            parts,
+            status: "queued",
+        }),
+    ))
+}
+
+/// What became of SMS `id`.
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    if !id.starts_with(ID_PREFIX) {
+        return Err(ApiError::UnknownId);
+    }
+    status_response(&state, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_are_numbers_short_codes_or_short_names() {
+        for ok in ["+3197010000000", "12345", "Contoso", "My-App 1"] {
+            assert!(valid_sender(ok), "{ok}");
+        }
+        for bad in ["+31", "1234567890123456", "TwelveChars!", "", "Ça va"] {
+            assert!(!valid_sender(bad), "{bad}");
+        }
+        assert!(new_id().expect("entropy").starts_with("sms-"));
+    }
+}
