@@ -13,7 +13,6 @@ use tokio_util::time::DelayQueue;
 use tracing::debug;
 
 use crate::Shared;
-use crate::outcome::Stat;
 use crate::receipt::Receipt;
 use crate::registry::Outbound;
 
@@ -117,12 +116,9 @@ pub async fn run(
 
 /// Sends the receipt; returns when to try again if no receiver could take it.
 fn deliver(shared: &Shared, job: &mut Job) -> Option<Instant> {
-    // A message cancelled (cancel_sm) before its final state gets no receipt.
-    if shared
-        .store
-        .state_of(&job.receipt.message_id, std::time::Instant::now())
-        == Some(Stat::Deleted)
-    {
+    // A message cancelled (cancel_sm) before its final state gets no receipt; a DELETED
+    // outcome does.
+    if shared.store.was_cancelled(&job.receipt.message_id) {
         return None;
     }
     if let Some(session) = shared.registry.receiver(Some(&job.account)) {

@@ -95,6 +95,9 @@ pub struct StoredMessage {
     final_at: Instant,
     #[serde(skip)]
     received: SystemTime,
+    /// Cancelled by cancel_sm (as opposed to a DELETED outcome, which still gets its receipt).
+    #[serde(skip)]
+    cancelled: bool,
 }
 
 impl StoredMessage {
@@ -246,6 +249,7 @@ impl MessageStore {
                 outcome: message.outcome,
                 final_at: message.final_at,
                 received,
+                cancelled: false,
             };
             inner.messages.push_back(stored.clone());
             stored
@@ -308,6 +312,13 @@ impl MessageStore {
         }
     }
 
+    /// Whether message `id` was cancelled by cancel_sm.
+    pub fn was_cancelled(&self, id: &str) -> bool {
+        let inner = self.lock();
+        self.index(&inner, id)
+            .is_some_and(|index| inner.messages[index].cancelled)
+    }
+
     /// The state of message `id` at `now`.
     pub fn state_of(&self, id: &str, now: Instant) -> Option<Stat> {
         let inner = self.lock();
@@ -337,6 +348,7 @@ impl MessageStore {
         }
         message.outcome = Stat::Deleted;
         message.final_at = now;
+        message.cancelled = true;
         Ok(())
     }
 

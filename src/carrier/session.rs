@@ -597,7 +597,7 @@ impl Carrier {
         let name = status_name(status);
         if is_temporary(status) {
             // Resend the same message after a pause; it keeps its place before newer ones.
-            debug!(carrier = %self.config.name, status = %name, "SMSC asked to slow down");
+            debug!(carrier = %self.config.name, status = %name, "temporary refusal; the message will be retried");
             *paused_until = Some(Instant::now() + THROTTLE_PAUSE);
             self.retry.push_front(flight.part);
         } else {
@@ -703,6 +703,8 @@ mod tests {
     fn throttling_is_temporary_and_other_errors_are_not() {
         assert!(is_temporary(CommandStatus::EsmeRthrottled));
         assert!(is_temporary(CommandStatus::EsmeRmsgqful));
+        assert!(is_temporary(CommandStatus::EsmeRsyserr));
         assert!(!is_temporary(CommandStatus::EsmeRinvdstadr));
+        assert!(!is_temporary(CommandStatus::EsmeRsubmitfail));
     }
 }

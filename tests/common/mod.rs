@@ -154,6 +154,22 @@ impl Sim {
             .expect("stats JSON")
     }
 
+    /// Sets the simulator's faults (its tester API), globally.
+    pub async fn put_faults(&self, faults: Value) {
+        let response = self
+            .client
+            .put(format!("{}/api/faults", self.http_url))
+            .json(&faults)
+            .send()
+            .await
+            .expect("simulator HTTP answers");
+        assert!(
+            response.status().is_success(),
+            "faults refused: {:?}",
+            response.text().await
+        );
+    }
+
     pub fn stats_now(&self) -> smsc_sim::stats::StatsSnapshot {
         self.running.shared.snapshot()
     }
@@ -371,6 +387,21 @@ impl Daemon {
             .expect("daemon HTTP answers");
         let status = response.status();
         (status, response.text().await.expect("body"))
+    }
+
+    /// Waits (bounded) until the delivery of `id` is final; returns its state.
+    pub async fn final_state(&self, id: &str) -> Value {
+        let route = if id.starts_with("sms-") { "sms" } else { "otp" };
+        let mut last = Value::Null;
+        for _ in 0..3000 {
+            let (_, body) = self.get_json(&format!("/v1/{route}/{id}")).await;
+            if body["delivery"]["done_at"].is_string() {
+                return body["delivery"].clone();
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("delivery of {id} never became final: {last}");
     }
 
     /// Shuts down as SIGTERM would and waits until the daemon has stopped.
