@@ -129,6 +129,8 @@ pub struct CarrierConfig {
     pub bind_timeout: Duration,
     pub response_timeout: Duration,
     pub enquire_link_interval: Duration,
+    /// An enquire_link unanswered this long means the link is dead.
+    pub enquire_link_timeout: Duration,
     pub unbind_timeout: Duration,
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
@@ -296,6 +298,8 @@ struct FileCarrier {
     response_timeout_ms: u64,
     #[serde(default = "defaults::enquire_link_interval_ms")]
     enquire_link_interval_ms: u64,
+    /// Default: the interval, capped at 10 s.
+    enquire_link_timeout_ms: Option<u64>,
     #[serde(default = "defaults::unbind_timeout_ms")]
     unbind_timeout_ms: u64,
     #[serde(default = "defaults::reconnect_initial_ms")]
@@ -708,6 +712,15 @@ impl Validator {
         if carrier.queue_capacity == 0 {
             return Err(self.invalid("carrier.queue_capacity", "must be greater than 0"));
         }
+        if carrier
+            .enquire_link_timeout_ms
+            .is_some_and(|timeout| timeout > carrier.enquire_link_interval_ms)
+        {
+            return Err(self.invalid(
+                "carrier.enquire_link_timeout_ms",
+                "must not exceed enquire_link_interval_ms (so a dead link is found within twice the interval)",
+            ));
+        }
         if carrier.max_pdu_length < 1024 {
             return Err(self.invalid("carrier.max_pdu_length", "must be at least 1024"));
         }
@@ -748,6 +761,12 @@ impl Validator {
             enquire_link_interval: ms(
                 "carrier.enquire_link_interval_ms",
                 carrier.enquire_link_interval_ms,
+            )?,
+            enquire_link_timeout: ms(
+                "carrier.enquire_link_timeout_ms",
+                carrier
+                    .enquire_link_timeout_ms
+                    .unwrap_or(carrier.enquire_link_interval_ms.min(10_000)),
             )?,
             unbind_timeout: ms("carrier.unbind_timeout_ms", carrier.unbind_timeout_ms)?,
             reconnect_initial: ms("carrier.reconnect_initial_ms", carrier.reconnect_initial_ms)?,

@@ -34,6 +34,15 @@ impl DeliveryState {
         }
     }
 
+    /// Whether nothing will change it any more.
+    pub fn is_final(&self) -> bool {
+        match self {
+            DeliveryState::Queued | DeliveryState::Submitted => false,
+            DeliveryState::Receipt(state) => state.is_final(),
+            DeliveryState::Expired | DeliveryState::Failed => true,
+        }
+    }
+
     /// Whether the message already failed (no later part can change that).
     fn failed(&self) -> bool {
         match self {
@@ -67,6 +76,20 @@ struct Inner {
     order: VecDeque<(Instant, String)>,
     /// Carrier message id -> our id.
     by_message_id: MessageIds<String>,
+    /// Records not yet final.
+    in_progress: usize,
+}
+
+impl Inner {
+    /// Keeps `in_progress` and its gauge right across a change of `id`'s state.
+    fn account(&mut self, was_final: bool, now_final: bool) {
+        match (was_final, now_final) {
+            (false, true) => self.in_progress = self.in_progress.saturating_sub(1),
+            (true, false) => self.in_progress += 1,
+            _ => return,
+        }
+        metrics::gauge!(crate::metrics::SMS_IN_PROGRESS).set(self.in_progress as f64);
+    }
 }
 
 /// Cheap-to-clone handle to the records.
@@ -83,6 +106,7 @@ impl DeliveryTracker {
             records: HashMap::new(),
             order: VecDeque::new(),
             by_message_id: MessageIds::default(),
+            in_progress: 0,
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -119,11 +143,13 @@ impl DeliveryTracker {
             submitted_parts: 0,
             delivered_parts: 0,
         };
-        inner.records.insert(id.to_owned(), record);
+        let replaced = inner.records.insert(id.to_owned(), record);
+        inner.account(replaced.is_none_or(|old| old.state.is_final()), false);
     }
 
     fn forget(inner: &mut Inner, id: &str) {
         if let Some(record) = inner.records.remove(id) {
+            inner.account(record.state.is_final(), true);
             if let Some(message_id) = record.message_id {
                 inner.by_message_id.remove(&message_id);
             }
@@ -161,9 +187,12 @@ impl DeliveryTracker {
             if record.state.failed() {
                 return;
             }
+            let was_final = record.state.is_final();
             record.state = state;
             record.done_at = Some(SystemTime::now());
             record.error = error;
+            let now_final = record.state.is_final();
+            inner.account(was_final, now_final);
         }
     }
 
@@ -177,6 +206,7 @@ impl DeliveryTracker {
         let latency = record
             .submitted_at
             .and_then(|at| now.duration_since(at).ok());
+        let was_final = record.state.is_final();
         match receipt.state {
             _ if record.state.failed() => {}
             ReceiptState::Delivered => {
@@ -201,10 +231,17 @@ impl DeliveryTracker {
                 }
             }
         }
+        let now_final = record.state.is_final();
+        inner.account(was_final, now_final);
         if receipt.state.is_final() {
             inner.by_message_id.remove(&receipt.message_id);
         }
         latency
+    }
+
+    /// Messages not yet in a final state.
+    pub fn in_progress(&self) -> usize {
+        self.lock().in_progress
     }
 
     pub fn get(&self, id: &str) -> Option<Delivery> {
@@ -331,6 +368,22 @@ mod tests {
             (delivery.state.as_str(), delivery.error.as_deref()),
             ("failed", Some("ESME_RINVDSTADR"))
         );
+        assert_eq!(tracker.in_progress(), 0);
+    }
+
+    #[test]
+    fn messages_in_progress_are_counted_until_final_or_forgotten() {
+        let tracker = DeliveryTracker::new(2, Duration::from_secs(60));
+        tracker.queued("a");
+        tracker.queued("b");
+        assert_eq!(tracker.in_progress(), 2);
+        tracker.submitted("a", "1");
+        tracker.receipt(&receipt("1", ReceiptState::Delivered));
+        assert_eq!(tracker.in_progress(), 1);
+        tracker.queued("c"); // evicts "a", which was final: no change for it
+        assert_eq!(tracker.in_progress(), 2);
+        tracker.queued("d"); // evicts "b", still in progress
+        assert_eq!(tracker.in_progress(), 2);
     }
 
     #[test]

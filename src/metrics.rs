@@ -12,6 +12,8 @@ pub const SMS_SUBMITTED_TOTAL: &str = "otpgate_sms_submitted_total";
 pub const SMS_SUBMIT_DURATION_SECONDS: &str = "otpgate_sms_submit_duration_seconds";
 pub const SMS_QUEUE_DEPTH: &str = "otpgate_sms_queue_depth";
 pub const SMS_RECEIPTS_TOTAL: &str = "otpgate_sms_receipts_total";
+pub const SMS_RESUBMITTED_TOTAL: &str = "otpgate_sms_resubmitted_total";
+pub const SMS_IN_PROGRESS: &str = "otpgate_sms_in_progress";
 pub const SMS_RECEIPT_LATENCY_SECONDS: &str = "otpgate_sms_receipt_latency_seconds";
 pub const SMPP_SESSIONS_BOUND: &str = "otpgate_smpp_sessions_bound";
 pub const SMPP_BIND_FAILURES_TOTAL: &str = "otpgate_smpp_bind_failures_total";
@@ -24,6 +26,7 @@ pub const LABEL_CARRIER: &str = "carrier";
 pub const LABEL_ROUTE: &str = "route";
 pub const LABEL_STATUS: &str = "status";
 pub const LABEL_STATE: &str = "state";
+pub const LABEL_REASON: &str = "reason";
 
 /// Latency buckets in seconds, from sub-millisecond loopback to a slow carrier.
 const DURATION_BUCKETS: [f64; 12] = [
@@ -96,6 +99,11 @@ fn describe() {
         Unit::Seconds,
         "Time from submit_sm_resp to the delivery receipt."
     );
+    describe_counter!(
+        SMS_RESUBMITTED_TOTAL,
+        "Parts written again after a lost link or a response timeout: possible duplicates."
+    );
+    describe_gauge!(SMS_IN_PROGRESS, "Messages not yet in a final state.");
     describe_gauge!(SMPP_SESSIONS_BOUND, "Bound SMPP sessions by carrier.");
     describe_counter!(
         SMPP_BIND_FAILURES_TOTAL,

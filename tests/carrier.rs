@@ -113,7 +113,8 @@ async fn every_pdu_the_client_sends_decodes_with_smpp_codec_to_the_same_fields()
     proxy.inject(deliver_sm(77));
     proxy.inject(malformed_frame(78));
     let enquire = proxy.wait_for(ENQUIRE_LINK, 1).await;
-    let deliver_resp = proxy.wait_for(DELIVER_SM_RESP, 1).await;
+    // Two deliver_sm_resp: one for the simulator's own receipt, one for the injected deliver_sm.
+    let deliver_resp = proxy.wait_for(DELIVER_SM_RESP, 2).await;
     let nack = proxy.wait_for(GENERIC_NACK, 1).await;
     daemon.stop().await;
 
@@ -144,8 +145,16 @@ async fn every_pdu_the_client_sends_decodes_with_smpp_codec_to_the_same_fields()
     assert!(submit.optional_params.is_empty());
 
     let enquire = EnquireLinkRequest::decode(&enquire[0]).expect("enquire_link decodes");
-    let resp = DeliverSmResponse::decode(&deliver_resp[0]).expect("deliver_sm_resp decodes");
-    assert_eq!((resp.sequence_number, resp.command_status), (77, 0));
+    let responses: Vec<DeliverSmResponse> = deliver_resp
+        .iter()
+        .map(|frame| DeliverSmResponse::decode(frame).expect("deliver_sm_resp decodes"))
+        .collect();
+    let resp = responses
+        .iter()
+        .find(|r| r.sequence_number == 77)
+        .expect("the injected deliver_sm was answered");
+    assert_eq!(resp.command_status, 0);
+    assert!(responses.iter().all(|r| r.command_status == 0));
     let nack = GenericNack::decode(&nack[0]).expect("generic_nack decodes");
     assert_eq!(nack.sequence_number, 78);
     assert_ne!(nack.command_status, 0);

@@ -93,6 +93,22 @@ async fn a_link_dropped_mid_window_loses_nothing() {
     let stats = sim.stats_now();
     assert!(stats.binds > 1, "the daemon rebound after drops: {stats:?}");
     assert!(stats.submits >= 100, "at least once: {stats:?}");
+    // What was in flight when a link dropped was written again, and counted as possible duplicates.
+    let (_, metrics) = daemon.get_text("/metrics").await;
+    let carrier = format!("carrier=\"{}\"", daemon.carrier_name);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("otpgate_sms_resubmitted_total")
+                && l.contains(&carrier)
+                && l.contains("reason=\"link_lost\"")),
+        "{metrics}"
+    );
+    let (_, ready) = daemon.get_json("/readyz").await;
+    assert_eq!(
+        ready["messages_in_progress"], 0,
+        "every message is final: {ready}"
+    );
     daemon.stop().await;
 }
 
@@ -166,5 +182,27 @@ submit_status = "ESME_RINVDSTADR"
     for (state, states) in expected {
         assert_eq!(states, BTreeMap::from([(state.to_owned(), 3)]), "{state}");
     }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_link_is_found_within_twice_the_enquire_link_interval() {
+    let sim = Sim::start().await;
+    let daemon = Daemon::start_bound(options(
+        &sim,
+        "enquire_link_interval_ms = 200\nenquire_link_timeout_ms = 200",
+    ))
+    .await;
+    sim.put_faults(json!({ "hang_seconds": 5 })).await;
+    let started = std::time::Instant::now();
+    daemon.wait_bound(false).await;
+    let elapsed = started.elapsed();
+    // 200 ms idle, then 200 ms for the enquire_link_resp, plus the 50 ms tick: well under 1 s,
+    // while the hang lasts 5 s.
+    assert!(
+        elapsed < std::time::Duration::from_millis(1000),
+        "dead link found after {elapsed:?}"
+    );
+    sim.put_faults(json!({})).await;
     daemon.stop().await;
 }

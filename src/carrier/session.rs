@@ -87,11 +87,15 @@ impl Sequence {
     }
 }
 
-/// Throttling responses that mean "later", not "never".
+/// Statuses that mean "later", not "never": the same part is retried (after a pause) until its
+/// message's deadline. Everything else is final for that message.
 fn is_temporary(status: CommandStatus) -> bool {
     matches!(
         status,
-        CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful
+        CommandStatus::EsmeRthrottled
+            | CommandStatus::EsmeRmsgqful
+            | CommandStatus::EsmeRsyserr
+            | CommandStatus::EsmeRxTAppn
     )
 }
 
@@ -184,6 +188,12 @@ impl Carrier {
     fn set_bound(&self, bound: bool) {
         self.bound.send_replace(bound);
         self.metrics.bound.set(if bound { 1.0 } else { 0.0 });
+    }
+
+    /// Counts parts written again after an unanswered write: possible duplicates.
+    fn resubmitted(&self, reason: &'static str, count: usize) {
+        metrics::counter!(m::SMS_RESUBMITTED_TOTAL, m::LABEL_CARRIER => self.config.name.clone(), m::LABEL_REASON => reason)
+            .increment(count as u64);
     }
 
     fn record(&self, result: &str) {
@@ -481,7 +491,7 @@ impl Carrier {
                     let now = Instant::now();
                     self.expire_responses(&mut in_flight, now);
                     if let Some((_, sent)) = enquire_outstanding {
-                        if now.duration_since(sent) >= self.config.response_timeout {
+                        if now.duration_since(sent) >= self.config.enquire_link_timeout {
                             break SessionEnd::Lost("enquire_link unanswered".into());
                         }
                     } else if now.duration_since(last_read) >= self.config.enquire_link_interval {
@@ -497,8 +507,12 @@ impl Carrier {
             }
         };
         // Whatever was written and not answered goes first on the next link.
+        // They may have reached the SMSC: each resend is a possible duplicate (at-least-once).
         let mut unanswered: Vec<(u32, InFlight)> = in_flight.drain().collect();
         unanswered.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        if !unanswered.is_empty() {
+            self.resubmitted("link_lost", unanswered.len());
+        }
         for (_, flight) in unanswered {
             self.retry.push_front(flight.part);
         }
@@ -645,6 +659,7 @@ impl Carrier {
         for seq in expired {
             if let Some(flight) = in_flight.remove(&seq) {
                 self.record("timeout");
+                self.resubmitted("response_timeout", 1);
                 // No answer is not a refusal: try again while the code is still valid.
                 if now < flight.part.sms.deadline {
                     self.retry.push_back(flight.part);

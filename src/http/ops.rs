@@ -21,7 +21,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// daemons that can deliver.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if state.carrier.is_bound() {
-        Ok(Json(json!({ "status": "ready" })))
+        Ok(Json(
+            json!({ "status": "ready", "messages_in_progress": state.deliveries.in_progress() }),
+        ))
     } else {
         Err(ApiError::Unavailable("no carrier session is bound"))
     }
