@@ -100,7 +100,8 @@ pub fn start(
         stop.clone(),
         deliveries.clone(),
         &tracker,
-    );
+    )
+    .context("cannot set up TLS to the carrier")?;
     let state = AppState {
         otp: otp.clone(),
         limits: limits.clone(),

@@ -69,6 +69,17 @@ pub struct Config {
     pub delivery: DeliveryConfig,
 }
 
+/// SMPP over TLS to a carrier.
+#[derive(Debug, Clone)]
+pub struct TlsClientConfig {
+    /// PEM CA bundle to trust; None trusts the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// SNI and certificate name; default the carrier's host.
+    pub server_name: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
 /// How long, and how many, delivery records are kept for `GET /v1/otp/{id}`.
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryConfig {
@@ -121,6 +132,8 @@ pub struct CarrierConfig {
     pub allow_latin1: bool,
     /// How the parts of a long message are tied together.
     pub concatenation: smpp_wire::segment::Concatenation,
+    /// SMPP over TLS, when set.
+    pub tls: Option<TlsClientConfig>,
     /// Segments per second across this carrier's sessions (None: no limit).
     pub max_messages_per_second: Option<NonZeroU32>,
     pub window: usize,
@@ -285,6 +298,12 @@ struct FileCarrier {
     allow_latin1: bool,
     #[serde(default)]
     concatenation: FileConcatenation,
+    #[serde(default)]
+    tls: bool,
+    tls_ca_file: Option<PathBuf>,
+    tls_server_name: Option<String>,
+    tls_client_cert: Option<PathBuf>,
+    tls_client_key: Option<PathBuf>,
     max_messages_per_second: Option<u32>,
     #[serde(default = "defaults::window")]
     window: usize,
@@ -721,6 +740,18 @@ impl Validator {
                 "must not exceed enquire_link_interval_ms (so a dead link is found within twice the interval)",
             ));
         }
+        if carrier.tls_client_cert.is_some() != carrier.tls_client_key.is_some() {
+            return Err(self.invalid(
+                "carrier.tls_client_cert",
+                "tls_client_cert and tls_client_key go together",
+            ));
+        }
+        let tls_options = carrier.tls_ca_file.is_some()
+            || carrier.tls_server_name.is_some()
+            || carrier.tls_client_cert.is_some();
+        if tls_options && !carrier.tls {
+            return Err(self.invalid("carrier.tls", "tls_* settings need tls = true"));
+        }
         if carrier.max_pdu_length < 1024 {
             return Err(self.invalid("carrier.max_pdu_length", "must be at least 1024"));
         }
@@ -749,6 +780,12 @@ impl Validator {
                 FileConcatenation::Sar => smpp_wire::segment::Concatenation::Sar,
                 FileConcatenation::Payload => smpp_wire::segment::Concatenation::Payload,
             },
+            tls: carrier.tls.then(|| TlsClientConfig {
+                ca_file: carrier.tls_ca_file.as_deref().map(|p| self.resolve(p)),
+                server_name: carrier.tls_server_name.clone(),
+                client_cert: carrier.tls_client_cert.as_deref().map(|p| self.resolve(p)),
+                client_key: carrier.tls_client_key.as_deref().map(|p| self.resolve(p)),
+            }),
             max_messages_per_second: match carrier.max_messages_per_second {
                 None => None,
                 Some(rate) => Some(self.non_zero("carrier.max_messages_per_second", rate)?),
@@ -841,6 +878,21 @@ source_addr = "OTPGATE"
             ),
             (minimal("", "window = 0"), "carrier.window"),
             (minimal("", "max_pdu_length = 10"), "carrier.max_pdu_length"),
+            (
+                minimal("", "tls_server_name = \"smsc.example.com\""),
+                "carrier.tls",
+            ),
+            (
+                minimal("", "tls = true\ntls_client_cert = \"c.pem\""),
+                "carrier.tls_client_cert",
+            ),
+            (
+                minimal(
+                    "",
+                    "enquire_link_interval_ms = 1000\nenquire_link_timeout_ms = 2000",
+                ),
+                "carrier.enquire_link_timeout_ms",
+            ),
             (
                 minimal("", "").replace("\"OTPGATE\"", "\"AVERYLONGSENDER\""),
                 "carrier.source_addr",

@@ -3,6 +3,7 @@
 mod backoff;
 mod pdu;
 mod session;
+pub mod tls;
 
 use std::time::Instant;
 
@@ -71,13 +72,18 @@ pub struct CarrierStop {
     pub abort: CancellationToken,
 }
 
-/// Starts the session task on `tracker` and returns the handle to it.
+/// Starts the session task on `tracker` and returns the handle to it; fails only when TLS is
+/// configured and cannot be set up (unreadable CA bundle or client certificate).
 pub fn spawn(
     config: CarrierConfig,
     stop: CarrierStop,
     deliveries: DeliveryTracker,
     tracker: &TaskTracker,
-) -> CarrierHandle {
+) -> Result<CarrierHandle, tls::TlsSetupError> {
+    let tls = match &config.tls {
+        Some(tls_config) => Some(tls::client(tls_config, &config.host)?),
+        None => None,
+    };
     let (queue, receiver) = mpsc::channel(config.queue_capacity);
     let (bound_tx, bound) = watch::channel(false);
     let queue_depth = metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => config.name.clone());
@@ -86,11 +92,11 @@ pub fn spawn(
         metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => config.name.clone(), m::LABEL_RESULT => result)
             .increment(0);
     }
-    let carrier = session::Carrier::new(config, receiver, bound_tx, stop, deliveries);
+    let carrier = session::Carrier::new(config, receiver, bound_tx, stop, deliveries, tls);
     tracker.spawn(carrier.run());
-    CarrierHandle {
+    Ok(CarrierHandle {
         queue,
         queue_depth,
         bound,
-    }
+    })
 }

@@ -10,6 +10,7 @@ use rusmpp::pdus::{DeliverSmResp, SubmitSm};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use smpp_wire::status::status_name;
 use smpp_wire::{Frame, FrameCodec};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
@@ -17,13 +18,18 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::pdu;
+use super::tls::TlsClient;
 use super::{CarrierStop, OutboundSms};
 use crate::config::CarrierConfig;
 use crate::delivery::{DeliveryState, DeliveryTracker};
 use crate::metrics as m;
 use smpp_wire::receipt;
 
-type Link = Framed<TcpStream, FrameCodec>;
+/// A plain or TLS stream to the SMSC.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Link = Framed<Box<dyn Io>, FrameCodec>;
 
 /// What became of a part offered to the link.
 enum Fed {
@@ -52,6 +58,8 @@ enum BindError {
     Connect(std::io::Error),
     #[error("connect timed out")]
     ConnectTimeout,
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     #[error("bind rejected with {0}")]
     Rejected(String),
     #[error("no bind response in time")]
@@ -110,6 +118,8 @@ pub(super) struct Carrier {
     retry: VecDeque<OutboundPart>,
     /// Concatenation reference of the next multipart message.
     reference: u16,
+    /// TLS to the SMSC, if configured.
+    tls: Option<TlsClient>,
     /// Segments per second for this carrier, if limited.
     throughput: Option<governor::DefaultDirectRateLimiter>,
     queue_done: bool,
@@ -162,6 +172,7 @@ impl Carrier {
         bound: watch::Sender<bool>,
         stop: CarrierStop,
         deliveries: DeliveryTracker,
+        tls: Option<TlsClient>,
     ) -> Self {
         let throughput = config
             .max_messages_per_second
@@ -173,6 +184,7 @@ impl Carrier {
             retry: VecDeque::new(),
             reference: 0,
             throughput,
+            tls,
             queue_done: false,
             bound,
             stop,
@@ -256,6 +268,17 @@ impl Carrier {
             .map_err(BindError::Connect)?;
         // Without TCP_NODELAY small PDUs wait ~40 ms on Nagle + delayed ACK.
         stream.set_nodelay(true).map_err(BindError::Connect)?;
+        let stream: Box<dyn Io> = match &self.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let handshake = tls.connector.connect(tls.server_name.clone(), stream);
+                let stream = tokio::time::timeout(self.config.connect_timeout, handshake)
+                    .await
+                    .map_err(|_| BindError::ConnectTimeout)?
+                    .map_err(|err| BindError::Tls(err.to_string()))?;
+                Box::new(stream)
+            }
+        };
         let mut link = Framed::new(stream, FrameCodec::new(self.config.max_pdu_length));
         let bind = Command::new(
             CommandStatus::EsmeRok,
