@@ -6,12 +6,12 @@ use std::time::Instant;
 use rusmpp::pdus::DeliverSm;
 use rusmpp::tlvs::MessageDeliveryRequestTlvValue;
 use rusmpp::types::{AnyOctetString, OctetString};
-use rusmpp::values::{DataCoding, EsmClass, MessagePayload, Npi, Ton};
+use rusmpp::values::{DataCoding, EsmClass, MessagePayload};
 use smpp_wire::gsm7;
 
 use crate::Shared;
 use crate::outcome::Stat;
-use crate::receipt::address;
+use crate::receipt::deliver_sm_between;
 use crate::registry::Outbound;
 use crate::store::{Direction, NewMessage};
 
@@ -39,23 +39,7 @@ pub fn deliver_sm(from: &str, to: &str, text: &str) -> DeliverSm {
     } else {
         bytes.len() <= 140
     };
-    let (from_ton, from) = address(from);
-    let (to_ton, to) = address(to);
-    let mut pdu = DeliverSm::builder()
-        .source_addr_ton(from_ton)
-        .source_addr_npi(if from_ton == Ton::International {
-            Npi::Isdn
-        } else {
-            Npi::Unknown
-        })
-        .source_addr(from)
-        .dest_addr_ton(to_ton)
-        .dest_addr_npi(if to_ton == Ton::International {
-            Npi::Isdn
-        } else {
-            Npi::Unknown
-        })
-        .destination_addr(to)
+    let mut pdu = deliver_sm_between(from, to)
         .esm_class(EsmClass::from(0))
         .data_coding(DataCoding::from(data_coding))
         .build();

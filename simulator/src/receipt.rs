@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use rusmpp::pdus::DeliverSm;
+use rusmpp::pdus::builders::DeliverSmBuilder;
 use rusmpp::tlvs::MessageDeliveryRequestTlvValue;
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, Npi, RegisteredDelivery, Ton};
@@ -51,8 +52,6 @@ impl Receipt {
 
     /// The deliver_sm carrying this receipt (esm_class 0x04: SMSC delivery receipt).
     pub fn deliver_sm(&self) -> DeliverSm {
-        let (from_ton, from) = address(&self.from);
-        let (to_ton, to) = address(&self.to);
         // Receipt text is ASCII apart from the original text's start; keep only what GSM 03.38
         // shows the same as ASCII so the short_message stays valid in data_coding 0.
         let body: Vec<u8> = self
@@ -61,21 +60,7 @@ impl Receipt {
             .filter(|c| c.is_ascii() && *c != '`')
             .map(|c| c as u8)
             .collect();
-        let mut pdu = DeliverSm::builder()
-            .source_addr_ton(from_ton)
-            .source_addr_npi(if from_ton == Ton::International {
-                Npi::Isdn
-            } else {
-                Npi::Unknown
-            })
-            .source_addr(from)
-            .dest_addr_ton(to_ton)
-            .dest_addr_npi(if to_ton == Ton::International {
-                Npi::Isdn
-            } else {
-                Npi::Unknown
-            })
-            .destination_addr(to)
+        let mut pdu = deliver_sm_between(&self.from, &self.to)
             .esm_class(EsmClass::from(0x04))
             .registered_delivery(RegisteredDelivery::from(0))
             .data_coding(DataCoding::from(0))
@@ -89,6 +74,27 @@ impl Receipt {
         ));
         pdu
     }
+}
+
+/// A deliver_sm builder from `from` to `to`, addresses as the store shows them (`+` marks an
+/// international number: TON 1, NPI 1).
+pub fn deliver_sm_between(from: &str, to: &str) -> DeliverSmBuilder {
+    let npi = |ton: Ton| {
+        if ton == Ton::International {
+            Npi::Isdn
+        } else {
+            Npi::Unknown
+        }
+    };
+    let (from_ton, from) = address(from);
+    let (to_ton, to) = address(to);
+    DeliverSm::builder()
+        .source_addr_ton(from_ton)
+        .source_addr_npi(npi(from_ton))
+        .source_addr(from)
+        .dest_addr_ton(to_ton)
+        .dest_addr_npi(npi(to_ton))
+        .destination_addr(to)
 }
 
 /// TON and digits of an address as the store shows it (`+` marks an international number).

@@ -337,8 +337,12 @@ impl MessageStore {
         Some((state, done))
     }
 
-    /// Cancels a message still en route: it becomes DELETED now and gets no receipt.
-    pub fn cancel(&self, id: &str) -> Result<(), ChangeError> {
+    /// Applies `change` to message `id` if it is still en route.
+    fn change_en_route(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut StoredMessage, Instant),
+    ) -> Result<(), ChangeError> {
         let now = Instant::now();
         let mut inner = self.lock();
         let index = self.index(&inner, id).ok_or(ChangeError::NotFound)?;
@@ -346,24 +350,25 @@ impl MessageStore {
         if message.state_at(now) != Stat::Enroute {
             return Err(ChangeError::Final);
         }
-        message.outcome = Stat::Deleted;
-        message.final_at = now;
-        message.cancelled = true;
+        change(message, now);
         Ok(())
+    }
+
+    /// Cancels a message still en route: it becomes DELETED now and gets no receipt.
+    pub fn cancel(&self, id: &str) -> Result<(), ChangeError> {
+        self.change_en_route(id, |message, now| {
+            message.outcome = Stat::Deleted;
+            message.final_at = now;
+            message.cancelled = true;
+        })
     }
 
     /// Replaces the text of a message still en route.
     pub fn replace(&self, id: &str, text: String) -> Result<(), ChangeError> {
-        let now = Instant::now();
-        let mut inner = self.lock();
-        let index = self.index(&inner, id).ok_or(ChangeError::NotFound)?;
-        let message = &mut inner.messages[index];
-        if message.state_at(now) != Stat::Enroute {
-            return Err(ChangeError::Final);
-        }
-        message.otp = crate::otp::find_code(&text);
-        message.text = text;
-        Ok(())
+        self.change_en_route(id, |message, _| {
+            message.otp = crate::otp::find_code(&text);
+            message.text = text;
+        })
     }
 
     pub fn receipt_sent(&self, id: &str) {
