@@ -18,7 +18,7 @@ use crate::carrier::{self, CarrierHandle, CarrierStop};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::delivery::DeliveryTracker;
-use crate::http::{self, AppState, extract::ApiKeys};
+use crate::http::{self, AppState, Shared, extract::ApiKeys};
 use crate::notify;
 use crate::otp::{CodeMac, Entropy, MemoryStore, OsEntropy, OtpService};
 use crate::ratelimit::RateLimits;
@@ -102,18 +102,18 @@ pub fn start(
         &tracker,
     )
     .context("cannot set up TLS to the carrier")?;
-    let state = AppState {
+    let state = AppState::new(Shared {
         otp: otp.clone(),
         limits: limits.clone(),
         carrier: carrier.clone(),
-        api_keys: Arc::new(ApiKeys::new(&config.api_keys)),
-        sms_keys: Arc::new(ApiKeys::new(&config.sms_keys)),
+        api_keys: ApiKeys::new(&config.api_keys),
+        sms_keys: ApiKeys::new(&config.sms_keys),
         sms_validity: config.delivery.sms_validity,
-        messages: Arc::new(config.otp.messages.clone()),
+        messages: config.otp.messages.clone(),
         metrics,
         max_body_bytes: config.server.max_body_bytes,
         deliveries: deliveries.clone(),
-    };
+    });
 
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {
         otp.sweep();

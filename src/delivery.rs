@@ -76,8 +76,9 @@ struct Inner {
     order: VecDeque<(Instant, String)>,
     /// Carrier message id -> our id.
     by_message_id: MessageIds<String>,
-    /// Records not yet final.
+    /// Records not yet final, and their gauge (a handle: no registry lookup per message).
     in_progress: usize,
+    in_progress_gauge: metrics::Gauge,
 }
 
 impl Inner {
@@ -88,7 +89,7 @@ impl Inner {
             (true, false) => self.in_progress += 1,
             _ => return,
         }
-        metrics::gauge!(crate::metrics::SMS_IN_PROGRESS).set(self.in_progress as f64);
+        self.in_progress_gauge.set(self.in_progress as f64);
     }
 }
 
@@ -107,6 +108,7 @@ impl DeliveryTracker {
             order: VecDeque::new(),
             by_message_id: MessageIds::default(),
             in_progress: 0,
+            in_progress_gauge: metrics::gauge!(crate::metrics::SMS_IN_PROGRESS),
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),

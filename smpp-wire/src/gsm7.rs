@@ -38,11 +38,31 @@ pub struct Unencodable {
     pub position: usize,
 }
 
-fn septets_of(character: char) -> Option<(Option<u8>, u8)> {
-    if character != '\u{1b}' {
-        if let Some(index) = BASIC.iter().position(|&c| c == character) {
-            return Some((None, index as u8));
+/// Septet of each Latin-1 code point in the basic table (0xFF: not there), built at compile
+/// time so the encoder does not scan the table for every character.
+const LATIN1_TO_SEPTET: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut septet = 0;
+    while septet < 128 {
+        let code = BASIC[septet] as u32;
+        if code < 256 && septet != ESCAPE as usize {
+            table[code as usize] = septet as u8;
         }
+        septet += 1;
+    }
+    table
+};
+
+fn septets_of(character: char) -> Option<(Option<u8>, u8)> {
+    let code = u32::from(character);
+    if code < 256 {
+        let septet = LATIN1_TO_SEPTET[code as usize];
+        if septet != 0xFF {
+            return Some((None, septet));
+        }
+    } else if let Some(index) = BASIC.iter().position(|&c| c == character) {
+        // Greek capitals: outside Latin-1, few enough to scan for.
+        return Some((None, index as u8));
     }
     EXTENSION
         .iter()

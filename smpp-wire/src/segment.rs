@@ -93,6 +93,36 @@ fn characters(text: &str, coding: Coding) -> Result<Vec<Vec<u8>>, SplitError> {
         .collect()
 }
 
+/// The whole text encoded, when it fits one unsegmented message (or goes as one payload).
+fn encode_whole(
+    text: &str,
+    coding: Coding,
+    single: usize,
+    concatenation: Concatenation,
+) -> Option<Vec<u8>> {
+    let (data, units) = match coding {
+        Coding::Gsm7 => {
+            let septets = gsm7::encode(text).ok()?;
+            let units = septets.len();
+            (septets, units)
+        }
+        Coding::Latin1 => {
+            let octets: Vec<u8> = text
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).ok())
+                .collect::<Option<_>>()?;
+            let units = octets.len();
+            (octets, units)
+        }
+        Coding::Ucs2 => {
+            let utf16: Vec<u16> = text.encode_utf16().collect();
+            let units = utf16.len();
+            (utf16.iter().flat_map(|u| u.to_be_bytes()).collect(), units)
+        }
+    };
+    (units <= single || concatenation == Concatenation::Payload).then_some(data)
+}
+
 /// Units a character takes against the coding's limits.
 fn units(coding: Coding, encoded: &[u8]) -> usize {
     match coding {
@@ -109,9 +139,18 @@ pub fn split(
     concatenation: Concatenation,
     reference: u16,
 ) -> Result<Vec<Part>, SplitError> {
+    let (single, per_part) = coding.limits();
+    // The common case (an OTP): the whole text in one part, encoded without per-character
+    // buffers.
+    if let Some(data) = encode_whole(text, coding, single, concatenation) {
+        return Ok(vec![Part {
+            data,
+            udhi: false,
+            sar: None,
+        }]);
+    }
     let encoded = characters(text, coding)?;
     let total_units: usize = encoded.iter().map(|c| units(coding, c)).sum();
-    let (single, per_part) = coding.limits();
     if total_units <= single || concatenation == Concatenation::Payload {
         return Ok(vec![Part {
             data: encoded.concat(),
