@@ -94,7 +94,11 @@ pub fn start(
         drain: CancellationToken::new(),
         abort: CancellationToken::new(),
     };
-    let deliveries = DeliveryTracker::new(config.delivery.max_records, config.delivery.ttl);
+    // Webhook POSTs still pending at the shutdown deadline are abandoned.
+    let webhooks = crate::webhooks::spawn(&config.callbacks, &tracker, stop.abort.clone())
+        .context("cannot build the HTTP client for callbacks")?;
+    let deliveries = DeliveryTracker::new(config.delivery.max_records, config.delivery.ttl)
+        .with_webhooks(webhooks);
     let carrier = carrier::spawn(
         config.carrier.clone(),
         stop.clone(),
@@ -113,6 +117,7 @@ pub fn start(
         metrics,
         max_body_bytes: config.server.max_body_bytes,
         deliveries: deliveries.clone(),
+        callbacks: config.callbacks.clone(),
     });
 
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {

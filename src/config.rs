@@ -67,6 +67,7 @@ pub struct Config {
     pub limits_prune_interval: Duration,
     pub carrier: CarrierConfig,
     pub delivery: DeliveryConfig,
+    pub callbacks: crate::webhooks::WebhookSettings,
 }
 
 /// SMPP over TLS to a carrier.
@@ -163,6 +164,32 @@ struct FileConfig {
     carrier: FileCarrier,
     #[serde(default)]
     delivery: FileDelivery,
+    #[serde(default)]
+    callbacks: FileCallbacks,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCallbacks {
+    #[serde(default = "defaults::callback_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "defaults::callback_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "defaults::callback_queue_capacity")]
+    queue_capacity: usize,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+}
+
+impl Default for FileCallbacks {
+    fn default() -> Self {
+        Self {
+            timeout_ms: defaults::callback_timeout_ms(),
+            max_attempts: defaults::callback_max_attempts(),
+            queue_capacity: defaults::callback_queue_capacity(),
+            allowed_hosts: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
@@ -421,6 +448,15 @@ mod defaults {
     pub fn sms_validity_seconds() -> u64 {
         3_600
     }
+    pub fn callback_timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn callback_max_attempts() -> u32 {
+        5
+    }
+    pub fn callback_queue_capacity() -> usize {
+        10_000
+    }
 }
 
 // ---- validation -----------------------------------------------------------------------------
@@ -512,6 +548,16 @@ impl Validator {
             )?),
             carrier: self.carrier(file.carrier)?,
             delivery: self.delivery(&file.delivery)?,
+            callbacks: crate::webhooks::WebhookSettings {
+                timeout: Duration::from_millis(
+                    self.positive("callbacks.timeout_ms", file.callbacks.timeout_ms)?,
+                ),
+                max_attempts: self
+                    .non_zero("callbacks.max_attempts", file.callbacks.max_attempts)?
+                    .get(),
+                queue_capacity: file.callbacks.queue_capacity.max(1),
+                allowed_hosts: file.callbacks.allowed_hosts,
+            },
         })
     }
 

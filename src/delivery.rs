@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use smpp_wire::receipt::{MessageIds, Receipt, ReceiptState};
 
+use crate::webhooks::{Notification, Webhooks};
+
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {
@@ -66,6 +68,11 @@ pub struct Delivery {
     pub error: Option<String>,
     /// Parts the text was split into (1 until it is).
     pub parts: usize,
+    /// Where state changes are POSTed, if the caller asked.
+    pub callback: Option<Arc<str>>,
+    /// Notifications sent so far; each carries the next number, so a receiver can drop one
+    /// that a retry delivered after a newer one.
+    notifications: u32,
     submitted_parts: usize,
     delivered_parts: usize,
 }
@@ -79,6 +86,29 @@ struct Inner {
     /// Records not yet final, and their gauge (a handle: no registry lookup per message).
     in_progress: usize,
     in_progress_gauge: metrics::Gauge,
+}
+
+/// RFC 3339 with milliseconds, UTC.
+fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+impl Delivery {
+    /// The record as the status routes and webhooks show it.
+    pub fn view(&self, id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "delivery": {
+                "state": self.state.as_str(),
+                "queued_at": timestamp(self.queued_at),
+                "submitted_at": self.submitted_at.map(timestamp),
+                "done_at": self.done_at.map(timestamp),
+                "message_id": self.message_id,
+                "error": self.error,
+                "parts": self.parts,
+            }
+        })
+    }
 }
 
 impl Inner {
@@ -97,6 +127,7 @@ impl Inner {
 #[derive(Clone)]
 pub struct DeliveryTracker {
     inner: Arc<Mutex<Inner>>,
+    webhooks: Option<Webhooks>,
     max_records: usize,
     ttl: Duration,
 }
@@ -112,8 +143,28 @@ impl DeliveryTracker {
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
+            webhooks: None,
             max_records,
             ttl,
+        }
+    }
+
+    /// Sends state changes of records with a callback through `webhooks`.
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    /// Queues a notification of `id`'s current state, if it has a callback.
+    fn changed(&self, id: &str, record: &mut Delivery) {
+        if let (Some(webhooks), Some(url)) = (&self.webhooks, &record.callback) {
+            record.notifications += 1;
+            let mut body = record.view(id);
+            body["sequence"] = record.notifications.into();
+            webhooks.notify(Notification {
+                url: url.clone(),
+                body,
+            });
         }
     }
 
@@ -126,6 +177,11 @@ impl DeliveryTracker {
 
     /// A new message for `id` is queued.
     pub fn queued(&self, id: &str) {
+        self.queued_with_callback(id, None);
+    }
+
+    /// A new message for `id` is queued; its state changes go to `callback`.
+    pub fn queued_with_callback(&self, id: &str, callback: Option<&str>) {
         let mut inner = self.lock();
         while inner.records.len() >= self.max_records {
             let Some((_, oldest)) = inner.order.pop_front() else {
@@ -142,6 +198,8 @@ impl DeliveryTracker {
             message_id: None,
             error: None,
             parts: 1,
+            callback: callback.map(Arc::from),
+            notifications: 0,
             submitted_parts: 0,
             delivered_parts: 0,
         };
@@ -178,6 +236,7 @@ impl DeliveryTracker {
         if record.state == DeliveryState::Queued && record.submitted_parts >= record.parts {
             record.state = DeliveryState::Submitted;
             record.submitted_at = Some(SystemTime::now());
+            self.changed(id, record);
         }
         inner.by_message_id.insert(message_id, id.to_owned());
     }
@@ -194,6 +253,7 @@ impl DeliveryTracker {
             record.done_at = Some(SystemTime::now());
             record.error = error;
             let now_final = record.state.is_final();
+            self.changed(id, record);
             inner.account(was_final, now_final);
         }
     }
@@ -209,6 +269,7 @@ impl DeliveryTracker {
             .submitted_at
             .and_then(|at| now.duration_since(at).ok());
         let was_final = record.state.is_final();
+        let before = record.state;
         match receipt.state {
             _ if record.state.failed() => {}
             ReceiptState::Delivered => {
@@ -234,6 +295,9 @@ impl DeliveryTracker {
             }
         }
         let now_final = record.state.is_final();
+        if record.state != before {
+            self.changed(&id, record);
+        }
         inner.account(was_final, now_final);
         if receipt.state.is_final() {
             inner.by_message_id.remove(&receipt.message_id);

@@ -24,3 +24,4 @@ pub mod otp;
 pub mod phone;
 pub mod ratelimit;
 pub mod template;
+pub mod webhooks;

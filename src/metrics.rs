@@ -14,6 +14,7 @@ pub const SMS_QUEUE_DEPTH: &str = "otpgate_sms_queue_depth";
 pub const SMS_RECEIPTS_TOTAL: &str = "otpgate_sms_receipts_total";
 pub const SMS_RESUBMITTED_TOTAL: &str = "otpgate_sms_resubmitted_total";
 pub const SMS_IN_PROGRESS: &str = "otpgate_sms_in_progress";
+pub const WEBHOOKS_TOTAL: &str = "otpgate_webhooks_total";
 pub const SMS_RECEIPT_LATENCY_SECONDS: &str = "otpgate_sms_receipt_latency_seconds";
 pub const SMPP_SESSIONS_BOUND: &str = "otpgate_smpp_sessions_bound";
 pub const SMPP_BIND_FAILURES_TOTAL: &str = "otpgate_smpp_bind_failures_total";
@@ -104,6 +105,10 @@ fn describe() {
         "Parts written again after a lost link or a response timeout: possible duplicates."
     );
     describe_gauge!(SMS_IN_PROGRESS, "Messages not yet in a final state.");
+    describe_counter!(
+        WEBHOOKS_TOTAL,
+        "callback_url notifications by result (delivered, failed after retries, dropped, abandoned)."
+    );
     describe_gauge!(SMPP_SESSIONS_BOUND, "Bound SMPP sessions by carrier.");
     describe_counter!(
         SMPP_BIND_FAILURES_TOTAL,

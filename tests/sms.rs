@@ -116,7 +116,11 @@ async fn bad_sms_requests_are_refused_precisely() {
         ),
         (json!({ "to": "0612345678", "text": "hi" }), "invalid-phone"),
         (
-            json!({ "to": "+31612345678", "text": "hi", "callback_url": "https://x" }),
+            json!({ "to": "+31612345678", "text": "hi", "callback_url": "not a url" }),
+            "invalid-callback",
+        ),
+        (
+            json!({ "to": "+31612345678", "text": "hi", "priority": 1 }),
             "invalid-json",
         ),
     ];

@@ -53,6 +53,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
     pub deliveries: DeliveryTracker,
+    /// Which callback URLs are accepted.
+    pub callbacks: crate::webhooks::WebhookSettings,
 }
 
 /// Every route the daemon serves, as (method, path); `docs/openapi.yaml` documents exactly these.

@@ -24,6 +24,8 @@ pub struct SendRequest {
     phone: String,
     /// A language tag (`nl`, `pt-BR`) choosing the message template; unknown ones get the default.
     locale: Option<String>,
+    /// Where changes of the SMS's delivery state are POSTed.
+    callback_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -65,6 +67,9 @@ pub async fn send(
     {
         return Err(ApiError::InvalidLocale);
     }
+    if let Some(url) = &request.callback_url {
+        state.callbacks.check(url)?;
+    }
     state.limits.check_send(&phone).map_err(rate_limited)?;
     let issued = state.otp.issue(&phone).map_err(|err| match err {
         IssueError::StoreFull(_) => {
@@ -81,7 +86,9 @@ pub async fn send(
         issued.code.expose(),
         ttl.as_secs().div_ceil(60),
     );
-    state.deliveries.queued(&issued.id.0);
+    state
+        .deliveries
+        .queued_with_callback(&issued.id.0, request.callback_url.as_deref());
     let sms = OutboundSms {
         id: issued.id.0.clone(),
         to: phone.clone(),
@@ -133,54 +140,22 @@ pub async fn verify(
     }))
 }
 
-#[derive(Serialize)]
-pub struct StatusResponse {
-    id: String,
-    delivery: DeliveryView,
-}
-
-#[derive(Serialize)]
-pub struct DeliveryView {
-    state: &'static str,
-    queued_at: String,
-    submitted_at: Option<String>,
-    done_at: Option<String>,
-    message_id: Option<String>,
-    error: Option<String>,
-    parts: usize,
-}
-
-fn timestamp(at: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
 /// What became of the SMS for code `id`.
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<StatusResponse>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     if id.starts_with("sms-") {
         return Err(ApiError::UnknownId);
     }
     status_response(&state, id)
 }
 
-/// The delivery record of `id` as both status routes show it.
+/// The delivery record of `id` as both status routes (and webhooks) show it.
 pub(super) fn status_response(
     state: &AppState,
     id: String,
-) -> Result<Json<StatusResponse>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let delivery = state.deliveries.get(&id).ok_or(ApiError::UnknownId)?;
-    Ok(Json(StatusResponse {
-        id,
-        delivery: DeliveryView {
-            state: delivery.state.as_str(),
-            queued_at: timestamp(delivery.queued_at),
-            submitted_at: delivery.submitted_at.map(timestamp),
-            done_at: delivery.done_at.map(timestamp),
-            message_id: delivery.message_id,
-            error: delivery.error,
-            parts: delivery.parts,
-        },
-    }))
+    Ok(Json(delivery.view(&id)))
 }

@@ -40,6 +40,8 @@ pub enum ApiError {
     InvalidLocale,
     #[error("from must be +digits (E.164), a short code, or up to 11 letters and digits")]
     InvalidSender,
+    #[error(transparent)]
+    InvalidCallback(#[from] crate::webhooks::CallbackError),
     /// The SMS text cannot be sent (empty, or more parts than concatenation allows).
     #[error("{0}")]
     InvalidText(String),
@@ -92,6 +94,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid-phone",
                 "Invalid phone number",
+            ),
+            ApiError::InvalidCallback(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-callback",
+                "Invalid callback URL",
             ),
             ApiError::InvalidSender => {
                 (StatusCode::BAD_REQUEST, "invalid-sender", "Invalid sender")

@@ -11,7 +11,7 @@ use tracing::{debug, error};
 
 use super::AppState;
 use super::extract::ApiJson;
-use super::otp::{StatusResponse, status_response};
+use super::otp::status_response;
 use super::problem::ApiError;
 use crate::carrier::OutboundSms;
 use crate::delivery::DeliveryState;
@@ -29,6 +29,8 @@ pub struct SmsRequest {
     text: String,
     /// `+digits`, a short code, or up to 11 letters and digits.
     from: Option<String>,
+    /// Where changes of the SMS's delivery state are POSTed.
+    callback_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -79,6 +81,9 @@ pub async fn send(
     {
         return Err(ApiError::InvalidSender);
     }
+    if let Some(url) = &request.callback_url {
+        state.callbacks.check(url)?;
+    }
     if request.text.is_empty() {
         return Err(ApiError::InvalidText("text must not be empty".to_owned()));
     }
@@ -94,7 +99,9 @@ pub async fn send(
         ApiError::RateLimited(refused)
     })?;
     let id = new_id()?;
-    state.deliveries.queued(&id);
+    state
+        .deliveries
+        .queued_with_callback(&id, request.callback_url.as_deref());
     let sms = OutboundSms {
         id: id.clone(),
         to: to.clone(),
@@ -126,7 +133,7 @@ pub async fn send(
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<StatusResponse>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     if !id.starts_with(ID_PREFIX) {
         return Err(ApiError::UnknownId);
     }
