@@ -798,6 +798,16 @@ impl Validator {
         if tls_options && !carrier.tls {
             return Err(self.invalid("carrier.tls", "tls_* settings need tls = true"));
         }
+        // Read the TLS files now, so --check-config (systemd's ExecStartPre) catches them.
+        for (setting, path) in [
+            ("carrier.tls_ca_file", &carrier.tls_ca_file),
+            ("carrier.tls_client_cert", &carrier.tls_client_cert),
+            ("carrier.tls_client_key", &carrier.tls_client_key),
+        ] {
+            if let Some(path) = path {
+                self.read(setting, path)?;
+            }
+        }
         if carrier.max_pdu_length < 1024 {
             return Err(self.invalid("carrier.max_pdu_length", "must be at least 1024"));
         }
