@@ -943,6 +943,10 @@ source_addr = "OTPGATE"
                 "carrier.tls_client_cert",
             ),
             (
+                minimal("", "tls = true\ntls_ca_file = \"missing-ca.pem\""),
+                "carrier.tls_ca_file",
+            ),
+            (
                 minimal(
                     "",
                     "enquire_link_interval_ms = 1000\nenquire_link_timeout_ms = 2000",
