@@ -13,6 +13,8 @@ use crate::config::BindType;
 #[derive(Debug)]
 pub enum Outbound {
     DeliverSm(Box<DeliverSm>),
+    /// A delivery receipt, kept by the session until the ESME acknowledges it.
+    Receipt(Box<crate::scheduler::Job>),
     /// Ask the ESME to unbind; the session closes on its unbind_resp (or a timeout).
     Unbind,
 }

@@ -77,6 +77,7 @@ impl Pending {
 }
 
 /// One receipt due at `at`.
+#[derive(Debug, Clone)]
 pub struct Job {
     pub account: String,
     pub receipt: Receipt,
@@ -123,8 +124,13 @@ fn deliver(shared: &Shared, job: &mut Job) -> Option<Instant> {
     }
     if let Some(session) = shared.registry.receiver(Some(&job.account)) {
         job.receipt.done_at = SystemTime::now();
-        let pdu = Box::new(job.receipt.deliver_sm());
-        if session.outbound.try_send(Outbound::DeliverSm(pdu)).is_ok() {
+        // The session keeps it until the ESME's deliver_sm_resp, and hands it back if it ends
+        // first: a receipt is not lost with a dropped link.
+        if session
+            .outbound
+            .try_send(Outbound::Receipt(Box::new(job.clone())))
+            .is_ok()
+        {
             shared.metrics.receipt_sent(job.receipt.stat);
             shared.store.receipt_sent(&job.receipt.message_id);
             return None;

@@ -822,3 +822,42 @@ async fn the_simulator_can_ask_an_esme_to_unbind() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_receipt_not_acknowledged_goes_to_the_next_receiver() {
+    let sim = start_with("").await;
+    let mut transmitter = connect(sim.smpp).await;
+    request(&mut transmitter, bind_transmitter(1, "tester", "pw")).await;
+    let mut first = connect(sim.smpp).await;
+    request(&mut first, bind_receiver(1, "tester", "pw")).await;
+    let id = message_id(
+        &request(
+            &mut transmitter,
+            submit_with(2, "31612345678", 0, b"x".to_vec(), 1),
+        )
+        .await,
+    );
+    let (_, receipt) = next_deliver_sm(&mut first).await;
+    assert_eq!(receipt_tlvs(&receipt).0.as_deref(), Some(id.as_str()));
+    // The receiver goes away without a deliver_sm_resp.
+    drop(first);
+    let mut second = connect(sim.smpp).await;
+    request(&mut second, bind_receiver(1, "tester", "pw")).await;
+    let (seq, again) = next_deliver_sm(&mut second).await;
+    assert_eq!(
+        receipt_tlvs(&again).0.as_deref(),
+        Some(id.as_str()),
+        "the same receipt, again"
+    );
+    second
+        .send(&Command::new(
+            CommandStatus::EsmeRok,
+            seq,
+            rusmpp::pdus::DeliverSmResp::default(),
+        ))
+        .await
+        .expect("ack");
+    // Acknowledged: it is not sent a third time.
+    let nothing = tokio::time::timeout(Duration::from_millis(1500), second.next()).await;
+    assert!(nothing.is_err(), "no more receipts: {nothing:?}");
+}

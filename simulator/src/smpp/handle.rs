@@ -64,6 +64,16 @@ impl Session {
     pub(super) fn on_command(&mut self, command: Command) -> Reply {
         let seq = command.sequence_number();
         let id = command.id();
+        // An acknowledged receipt is done; a refused one is tried again. (An error response may
+        // carry no body, so this goes by command_id, not by PDU.)
+        if id == rusmpp::CommandId::DeliverSmResp {
+            if let Some(job) = self.awaiting_ack.remove(&seq) {
+                if command.status() != CommandStatus::EsmeRok {
+                    self.requeue_receipt(*job);
+                }
+            }
+            return Reply::None;
+        }
         match command.pdu() {
             Some(Pdu::BindTransmitter(b)) => self.on_bind(
                 BindType::Transmitter,
@@ -108,7 +118,7 @@ impl Session {
             {
                 Reply::Close
             }
-            // Responses (deliver_sm_resp to our receipts, ...) need no answer.
+            // Responses (deliver_sm_resp to MO, ...) need no answer.
             _ if u32::from(id) & 0x8000_0000 != 0 => Reply::None,
             _ => {
                 debug!(peer = %self.peer, ?id, "unsupported command answered with generic_nack");

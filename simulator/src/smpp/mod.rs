@@ -109,6 +109,8 @@ struct Session {
     faults_seen: u64,
     /// PDUs answered since the faults last changed (for drop_after_pdus).
     answered: u64,
+    /// Receipts written to the ESME and not yet acknowledged, by sequence_number.
+    awaiting_ack: std::collections::HashMap<u32, Box<crate::scheduler::Job>>,
     /// The unbind this session sent and when it gives up waiting for the answer.
     unbinding: Option<(u32, tokio::time::Instant)>,
     /// Start of the current one-second throttle window and the submits in it.
@@ -132,6 +134,7 @@ where
         kill: CancellationToken::new(),
         sequence: 0,
         unbinding: None,
+        awaiting_ack: std::collections::HashMap::new(),
         answered: 0,
         window_start: Instant::now(),
         window_submits: 0,
@@ -192,6 +195,11 @@ where
                     let seq = session.next_sequence();
                     let command = match outbound {
                         Outbound::DeliverSm(pdu) => Command::new(CommandStatus::EsmeRok, seq, *pdu),
+                        Outbound::Receipt(job) => {
+                            let pdu = job.receipt.deliver_sm();
+                            session.awaiting_ack.insert(seq, job);
+                            Command::new(CommandStatus::EsmeRok, seq, pdu)
+                        }
                         Outbound::Unbind => {
                             session.unbinding = Some((seq, tokio::time::Instant::now() + UNBIND_TIMEOUT));
                             Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind)
@@ -218,6 +226,11 @@ where
         }
     };
     session.shared.registry.unregister(session.id);
+    // Receipts written but not acknowledged go back to the scheduler for another session.
+    let unacknowledged: Vec<_> = session.awaiting_ack.drain().map(|(_, job)| job).collect();
+    for job in unacknowledged {
+        session.requeue_receipt(*job);
+    }
     if session.bound.is_some() {
         session
             .shared
@@ -259,6 +272,13 @@ impl Session {
             self.faults = self.shared.faults.for_account(self.account());
             self.answered = 0;
         }
+    }
+
+    /// Hands a receipt back to the scheduler, due now.
+    fn requeue_receipt(&self, mut job: crate::scheduler::Job) {
+        job.at = tokio::time::Instant::now();
+        self.shared.pending_receipts.add();
+        let _ = self.shared.receipts.send(job);
     }
 
     fn next_sequence(&mut self) -> u32 {
