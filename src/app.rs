@@ -97,7 +97,10 @@ pub fn start(
     // Webhook POSTs still pending at the shutdown deadline are abandoned.
     let webhooks = crate::webhooks::spawn(&config.callbacks, &tracker, stop.abort.clone())
         .context("cannot build the HTTP client for callbacks")?;
+    // registered_delivery 1 (always) or 3 (on success, SMPP 5.0) promises a receipt to wait for.
+    let receipts_expected = matches!(config.carrier.registered_delivery & 0x03, 1 | 3);
     let deliveries = DeliveryTracker::new(config.delivery.max_records, config.delivery.ttl)
+        .with_receipts(receipts_expected, config.delivery.receipt_wait)
         .with_webhooks(webhooks);
     let carrier = carrier::spawn(
         config.carrier.clone(),
@@ -122,6 +125,11 @@ pub fn start(
 
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {
         otp.sweep();
+    });
+    // Forgets delivery records past their TTL and ends messages whose receipt is overdue.
+    let sweeping = deliveries.clone();
+    spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {
+        sweeping.sweep();
     });
     spawn_every(
         &tracker,

@@ -88,6 +88,8 @@ pub struct DeliveryConfig {
     pub ttl: Duration,
     /// How long a generic SMS may wait for the carrier before it is given up.
     pub sms_validity: Duration,
+    /// A message without a final receipt this long after its submit ends as `unknown`.
+    pub receipt_wait: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +212,8 @@ struct FileDelivery {
     ttl_seconds: u64,
     #[serde(default = "defaults::sms_validity_seconds")]
     sms_validity_seconds: u64,
+    #[serde(default = "defaults::receipt_wait_seconds")]
+    receipt_wait_seconds: u64,
 }
 
 impl Default for FileDelivery {
@@ -218,6 +222,7 @@ impl Default for FileDelivery {
             max_records: defaults::delivery_max_records(),
             ttl_seconds: defaults::delivery_ttl_seconds(),
             sms_validity_seconds: defaults::sms_validity_seconds(),
+            receipt_wait_seconds: defaults::receipt_wait_seconds(),
         }
     }
 }
@@ -448,6 +453,9 @@ mod defaults {
     pub fn sms_validity_seconds() -> u64 {
         3_600
     }
+    pub fn receipt_wait_seconds() -> u64 {
+        3_600
+    }
     pub fn callback_timeout_ms() -> u64 {
         5_000
     }
@@ -562,6 +570,12 @@ impl Validator {
     }
 
     fn delivery(&self, delivery: &FileDelivery) -> Result<DeliveryConfig, ConfigError> {
+        if delivery.receipt_wait_seconds > delivery.ttl_seconds {
+            return Err(self.invalid(
+                "delivery.receipt_wait_seconds",
+                "must not exceed ttl_seconds (the record must outlive the wait)",
+            ));
+        }
         if delivery.max_records == 0 {
             return Err(self.invalid("delivery.max_records", "must be greater than 0"));
         }
@@ -571,6 +585,10 @@ impl Validator {
             sms_validity: Duration::from_secs(self.positive(
                 "delivery.sms_validity_seconds",
                 delivery.sms_validity_seconds,
+            )?),
+            receipt_wait: Duration::from_secs(self.positive(
+                "delivery.receipt_wait_seconds",
+                delivery.receipt_wait_seconds,
             )?),
         })
     }

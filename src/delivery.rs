@@ -73,6 +73,8 @@ pub struct Delivery {
     /// Notifications sent so far; each carries the next number, so a receiver can drop one
     /// that a retry delivered after a newer one.
     notifications: u32,
+    /// The carrier's id of every part accepted so far (all of them index this record).
+    part_ids: Vec<String>,
     submitted_parts: usize,
     delivered_parts: usize,
 }
@@ -128,6 +130,10 @@ impl Inner {
 pub struct DeliveryTracker {
     inner: Arc<Mutex<Inner>>,
     webhooks: Option<Webhooks>,
+    /// Whether the carrier is asked for receipts; without them, acceptance is final.
+    receipts_expected: bool,
+    /// A message still without a final receipt this long after its submit ends as unknown.
+    receipt_wait: Duration,
     max_records: usize,
     ttl: Duration,
 }
@@ -144,9 +150,18 @@ impl DeliveryTracker {
         Self {
             inner: Arc::new(Mutex::new(inner)),
             webhooks: None,
+            receipts_expected: true,
+            receipt_wait: ttl,
             max_records,
             ttl,
         }
+    }
+
+    /// Whether receipts will come (registered_delivery asks for them), and how long to wait for one.
+    pub fn with_receipts(mut self, expected: bool, wait: Duration) -> Self {
+        self.receipts_expected = expected;
+        self.receipt_wait = wait;
+        self
     }
 
     /// Sends state changes of records with a callback through `webhooks`.
@@ -200,18 +215,19 @@ impl DeliveryTracker {
             parts: 1,
             callback: callback.map(Arc::from),
             notifications: 0,
+            part_ids: Vec::new(),
             submitted_parts: 0,
             delivered_parts: 0,
         };
         let replaced = inner.records.insert(id.to_owned(), record);
-        inner.account(replaced.is_none_or(|old| old.state.is_final()), false);
+        inner.account(replaced.is_none_or(|old| old.done_at.is_some()), false);
     }
 
     fn forget(inner: &mut Inner, id: &str) {
         if let Some(record) = inner.records.remove(id) {
-            inner.account(record.state.is_final(), true);
-            if let Some(message_id) = record.message_id {
-                inner.by_message_id.remove(&message_id);
+            inner.account(record.done_at.is_some(), true);
+            for part_id in &record.part_ids {
+                inner.by_message_id.remove(part_id);
             }
         }
     }
@@ -230,14 +246,25 @@ impl DeliveryTracker {
             return;
         };
         record.submitted_parts += 1;
+        record.part_ids.push(message_id.to_owned());
         record
             .message_id
             .get_or_insert_with(|| message_id.to_owned());
         if record.state == DeliveryState::Queued && record.submitted_parts >= record.parts {
             record.state = DeliveryState::Submitted;
-            record.submitted_at = Some(SystemTime::now());
+            let now = SystemTime::now();
+            record.submitted_at = Some(now);
+            // Without receipts the carrier's acceptance is all there will be: final.
+            if !self.receipts_expected {
+                record.done_at = Some(now);
+            }
             self.changed(id, record);
+            if !self.receipts_expected {
+                inner.account(false, true);
+            }
         }
+        // Indexed even when no receipt is expected: with registered_delivery 2 a failure
+        // receipt may still come and change the state.
         inner.by_message_id.insert(message_id, id.to_owned());
     }
 
@@ -248,13 +275,12 @@ impl DeliveryTracker {
             if record.state.failed() {
                 return;
             }
-            let was_final = record.state.is_final();
+            let was_final = record.done_at.is_some();
             record.state = state;
             record.done_at = Some(SystemTime::now());
             record.error = error;
-            let now_final = record.state.is_final();
             self.changed(id, record);
-            inner.account(was_final, now_final);
+            inner.account(was_final, true);
         }
     }
 
@@ -268,7 +294,7 @@ impl DeliveryTracker {
         let latency = record
             .submitted_at
             .and_then(|at| now.duration_since(at).ok());
-        let was_final = record.state.is_final();
+        let was_final = record.done_at.is_some();
         let before = record.state;
         match receipt.state {
             _ if record.state.failed() => {}
@@ -294,7 +320,7 @@ impl DeliveryTracker {
                 }
             }
         }
-        let now_final = record.state.is_final();
+        let now_final = record.done_at.is_some();
         if record.state != before {
             self.changed(&id, record);
         }
@@ -314,7 +340,8 @@ impl DeliveryTracker {
         self.lock().records.get(id).cloned()
     }
 
-    /// Forgets records older than the TTL; returns how many remain.
+    /// Forgets records older than the TTL, and ends as `unknown` messages whose receipt has
+    /// not come within the receipt wait; returns how many records remain.
     pub fn sweep(&self) -> usize {
         let mut inner = self.lock();
         while let Some((at, _)) = inner.order.front() {
@@ -325,6 +352,37 @@ impl DeliveryTracker {
                 break;
             };
             Self::forget(&mut inner, &id);
+        }
+        if self.receipts_expected {
+            let now = SystemTime::now();
+            let overdue: Vec<String> = inner
+                .records
+                .iter()
+                .filter(|(_, r)| r.done_at.is_none())
+                .filter(|(_, r)| {
+                    r.submitted_at.is_some_and(|at| {
+                        now.duration_since(at).unwrap_or_default() >= self.receipt_wait
+                    })
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in overdue {
+                let Some(record) = inner.records.get_mut(&id) else {
+                    continue;
+                };
+                record.state = DeliveryState::Receipt(ReceiptState::Unknown);
+                record.error = Some(format!(
+                    "no final receipt within {} s",
+                    self.receipt_wait.as_secs()
+                ));
+                record.done_at = Some(now);
+                let part_ids = record.part_ids.clone();
+                self.changed(&id, record);
+                inner.account(false, true);
+                for part_id in &part_ids {
+                    inner.by_message_id.remove(part_id);
+                }
+            }
         }
         inner.records.len()
     }
@@ -450,6 +508,47 @@ mod tests {
         assert_eq!(tracker.in_progress(), 2);
         tracker.queued("d"); // evicts "b", still in progress
         assert_eq!(tracker.in_progress(), 2);
+    }
+
+    #[test]
+    fn without_receipts_acceptance_is_final_and_with_them_waiting_ends_as_unknown() {
+        let silent = DeliveryTracker::new(10, Duration::from_secs(60))
+            .with_receipts(false, Duration::from_secs(60));
+        silent.queued("a");
+        silent.submitted("a", "1");
+        let record = silent.get("a").expect("kept");
+        assert_eq!(
+            (record.state.as_str(), record.done_at.is_some()),
+            ("submitted", true)
+        );
+        assert_eq!(silent.in_progress(), 0);
+
+        let waiting =
+            DeliveryTracker::new(10, Duration::from_secs(60)).with_receipts(true, Duration::ZERO);
+        waiting.queued("b");
+        waiting.queued("c");
+        waiting.submitted("b", "2");
+        assert_eq!(waiting.sweep(), 2);
+        let record = waiting.get("b").expect("kept");
+        assert_eq!(record.state.as_str(), "unknown");
+        assert!(
+            record
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("no final receipt"))
+        );
+        assert_eq!(
+            waiting.get("c").map(|r| r.state.as_str()),
+            Some("queued"),
+            "not submitted: not waiting"
+        );
+        assert_eq!(waiting.in_progress(), 1);
+        assert!(
+            waiting
+                .receipt(&receipt("2", ReceiptState::Delivered))
+                .is_none(),
+            "too late to match"
+        );
     }
 
     #[test]

@@ -85,3 +85,34 @@ async fn receipts_and_refusals_reach_the_status_api() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn without_receipts_acceptance_is_final_and_a_missing_receipt_ends_as_unknown() {
+    // registered_delivery 0: no receipt will come, so the carrier's acceptance is final.
+    let sim = Sim::start().await;
+    let daemon = Daemon::start_bound(Options::new(sim.smpp)).await;
+    let (_, sent) = daemon.send("+31612345678").await;
+    let delivery = daemon.final_state(sent["id"].as_str().expect("id")).await;
+    assert_eq!(delivery["state"], "submitted");
+    let (_, ready) = daemon.get_json("/readyz").await;
+    assert_eq!(ready["messages_in_progress"], 0);
+    daemon.stop().await;
+
+    // Receipts asked for, but the SMSC holds them back longer than the daemon waits.
+    let sim = Sim::start_with("[receipts]\ndelay_ms = 600000").await;
+    let mut options = Options::new(sim.smpp);
+    options.carrier_extra = "registered_delivery = 1".into();
+    options.otp_extra = "sweep_interval_seconds = 1".into();
+    options.delivery_extra = "receipt_wait_seconds = 1".into();
+    let daemon = Daemon::start_bound(options).await;
+    let (_, sent) = daemon.send("+31612345678").await;
+    let delivery = daemon.final_state(sent["id"].as_str().expect("id")).await;
+    assert_eq!(delivery["state"], "unknown");
+    assert!(
+        delivery["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no final receipt within 1 s")),
+        "{delivery}"
+    );
+    daemon.stop().await;
+}

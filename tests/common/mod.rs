@@ -184,6 +184,8 @@ pub struct Options {
     pub shutdown_timeout_seconds: u64,
     /// Serve /metrics on a listener of its own.
     pub metrics_listener: bool,
+    /// Lines of the [delivery] section.
+    pub delivery_extra: String,
 }
 
 impl Options {
@@ -192,6 +194,7 @@ impl Options {
             smsc,
             shutdown_timeout_seconds: 5,
             metrics_listener: false,
+            delivery_extra: String::new(),
             limits: String::new(),
             otp_extra: String::new(),
             carrier_extra: String::new(),
@@ -237,11 +240,14 @@ source_addr = "OTPGATE"
 reconnect_initial_ms = 20
 reconnect_max_ms = 200
 {carrier_extra}
+[delivery]
+{delivery_extra}
 "#,
         otp_extra = options.otp_extra,
         limits = options.limits,
         port = options.smsc.port(),
         carrier_extra = options.carrier_extra,
+        delivery_extra = options.delivery_extra,
         shutdown = options.shutdown_timeout_seconds,
     );
     let path = dir.join("otpgate.toml");
