@@ -319,13 +319,6 @@ impl MessageStore {
             .is_some_and(|index| inner.messages[index].cancelled)
     }
 
-    /// The state of message `id` at `now`.
-    pub fn state_of(&self, id: &str, now: Instant) -> Option<Stat> {
-        let inner = self.lock();
-        let index = self.index(&inner, id)?;
-        Some(inner.messages[index].state_at(now))
-    }
-
     /// (state, when it became final) of message `id`.
     pub fn query(&self, id: &str) -> Option<(Stat, Option<SystemTime>)> {
         let now = Instant::now();
