@@ -140,29 +140,23 @@ pub fn start(
         },
     );
 
+    let serve_limits = http::serve::ServeLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout,
+    };
     // The metrics server is not on `tracker`: it must outlive the drain, so it stops last.
     let metrics_stop = CancellationToken::new();
     let metrics_server = listeners.metrics.map(|listener| {
         let router = http::metrics_router(state.clone());
         let stop = metrics_stop.clone();
         tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                warn!(%err, "metrics server ended");
-            }
+            http::serve::serve(listener, router, serve_limits, stop).await;
         })
     });
     let router = http::router(state, metrics_server.is_none());
     let http_shutdown = shutdown.clone();
     let http_server = tracker.spawn(async move {
-        if let Err(err) = axum::serve(listeners.http, router)
-            .with_graceful_shutdown(http_shutdown.cancelled_owned())
-            .await
-        {
-            warn!(%err, "HTTP server ended");
-        }
+        http::serve::serve(listeners.http, router, serve_limits, http_shutdown).await;
     });
     notify::ready();
 

@@ -98,6 +98,10 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// Open HTTP connections at most, per listener.
+    pub max_connections: usize,
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +240,10 @@ struct FileServer {
     max_body_bytes: usize,
     #[serde(default = "defaults::shutdown_timeout_seconds")]
     shutdown_timeout_seconds: u64,
+    #[serde(default = "defaults::max_connections")]
+    max_connections: usize,
+    #[serde(default = "defaults::header_read_timeout_seconds")]
+    header_read_timeout_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -367,6 +375,12 @@ mod defaults {
         16 * 1024
     }
     pub fn shutdown_timeout_seconds() -> u64 {
+        10
+    }
+    pub fn max_connections() -> usize {
+        4096
+    }
+    pub fn header_read_timeout_seconds() -> u64 {
         10
     }
     pub fn code_length() -> u8 {
@@ -604,6 +618,13 @@ impl Validator {
             shutdown_timeout: Duration::from_secs(self.positive(
                 "server.shutdown_timeout_seconds",
                 server.shutdown_timeout_seconds,
+            )?),
+            max_connections: self
+                .positive("server.max_connections", server.max_connections as u64)?
+                as usize,
+            header_read_timeout: Duration::from_secs(self.positive(
+                "server.header_read_timeout_seconds",
+                server.header_read_timeout_seconds,
             )?),
         })
     }
@@ -929,6 +950,8 @@ source_addr = "OTPGATE"
         assert_eq!(config.otp.policy.max_attempts, 5);
         assert_eq!(config.limits.send.burst.get(), 3);
         assert_eq!(config.server.max_body_bytes, 16 * 1024);
+        assert_eq!(config.server.max_connections, 4096);
+        assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
         assert_eq!(
             config.carrier.enquire_link_interval,
             Duration::from_secs(30)
@@ -978,6 +1001,14 @@ source_addr = "OTPGATE"
             (
                 minimal("", "").replace("password = \"secret\"", ""),
                 "carrier",
+            ),
+            (
+                minimal("", "").replace("[api]", "max_connections = 0\n[api]"),
+                "server.max_connections",
+            ),
+            (
+                minimal("", "").replace("[api]", "header_read_timeout_seconds = 0\n[api]"),
+                "server.header_read_timeout_seconds",
             ),
         ];
         for (text, setting) in cases {

@@ -7,6 +7,7 @@ use common::{API_KEY, Daemon, Options, Sim};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 struct Case {
     name: &'static str,
@@ -278,9 +279,7 @@ async fn a_chunked_body_is_cut_off_at_the_limit() {
     let sim = Sim::start().await;
     let daemon = Daemon::start_bound(Options::new(sim.smpp)).await;
     let addr = daemon.url.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
+    let mut stream = TcpStream::connect(&addr).await.expect("connect");
     // No Content-Length: the limit must hold while reading. 20 chunks of 1 KiB.
     let mut request = format!(
         "POST /v1/otp/send HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {API_KEY}\r\n\
@@ -296,5 +295,84 @@ async fn a_chunked_body_is_cut_off_at_the_limit() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload-too-large"), "{answer}");
     assert_eq!(daemon.get_text("/healthz").await.0, StatusCode::OK);
+    daemon.stop().await;
+}
+
+/// Opens a raw connection to the daemon and writes `bytes` (which may be no request at all).
+async fn raw(addr: &str, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    stream
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+const HEALTHZ_CLOSE: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// Reads until the peer closes; returns what arrived.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(common::PATIENCE, stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the daemon never closed the connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    let sim = Sim::start().await;
+    let mut options = Options::new(sim.smpp);
+    options.server_extra = "header_read_timeout_seconds = 1".to_owned();
+    let daemon = Daemon::start_bound(options).await;
+    let addr = daemon.url.trim_start_matches("http://").to_owned();
+
+    // One connection says nothing at all, one stops halfway through its headers.
+    let mut silent = raw(&addr, b"").await;
+    let mut partial = raw(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    let started = std::time::Instant::now();
+    read_until_closed(&mut silent).await;
+    read_until_closed(&mut partial).await;
+    // Closed by the deadline, not at once.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+
+    // A client that finishes its head in time is served, and the daemon still works.
+    let mut prompt = raw(&addr, HEALTHZ_CLOSE).await;
+    let answer = read_until_closed(&mut prompt).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(daemon.send("+31612345678").await.0, StatusCode::ACCEPTED);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    let sim = Sim::start().await;
+    let mut options = Options::new(sim.smpp);
+    options.server_extra = "max_connections = 2\nheader_read_timeout_seconds = 60".to_owned();
+    let daemon = Daemon::start_bound(options).await;
+    let addr = daemon.url.trim_start_matches("http://").to_owned();
+
+    // Two idle connections take both places; the first is proven accepted by an answer.
+    let mut first = raw(&addr, HEALTHZ).await;
+    let mut buf = [0u8; 12];
+    tokio::time::timeout(common::PATIENCE, first.read_exact(&mut buf))
+        .await
+        .expect("first connection answered")
+        .expect("read");
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    let second = raw(&addr, b"").await;
+
+    // The third completes its TCP handshake (the kernel backlog) but is not served.
+    let mut third = raw(&addr, HEALTHZ_CLOSE).await;
+    let mut byte = [0u8; 1];
+    let early =
+        tokio::time::timeout(std::time::Duration::from_millis(500), third.read(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "a third connection was served past max_connections = 2"
+    );
+
+    // One place frees up: the waiting request is answered.
+    drop(second);
+    let answer = read_until_closed(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(first);
     daemon.stop().await;
 }

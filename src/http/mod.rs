@@ -4,6 +4,7 @@ pub mod extract;
 pub mod ops;
 pub mod otp;
 pub mod problem;
+pub mod serve;
 pub mod sms;
 
 use std::sync::Arc;

@@ -186,6 +186,8 @@ pub struct Options {
     pub metrics_listener: bool,
     /// Lines of the [delivery] section.
     pub delivery_extra: String,
+    /// Lines of the [server] section.
+    pub server_extra: String,
 }
 
 impl Options {
@@ -195,6 +197,7 @@ impl Options {
             shutdown_timeout_seconds: 5,
             metrics_listener: false,
             delivery_extra: String::new(),
+            server_extra: String::new(),
             limits: String::new(),
             otp_extra: String::new(),
             carrier_extra: String::new(),
@@ -222,6 +225,7 @@ pub fn write_daemon_config(
 [server]
 listen = "{listen}"
 shutdown_timeout_seconds = {shutdown}
+{server_extra}
 [api]
 keys = ["{API_KEY}"]
 sms_keys = ["{SMS_KEY}"]
@@ -249,6 +253,7 @@ reconnect_max_ms = 200
         carrier_extra = options.carrier_extra,
         delivery_extra = options.delivery_extra,
         shutdown = options.shutdown_timeout_seconds,
+        server_extra = options.server_extra,
     );
     let path = dir.join("otpgate.toml");
     std::fs::write(&path, text).expect("write config");
