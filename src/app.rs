@@ -119,6 +119,7 @@ pub fn start(
         messages: config.otp.messages.clone(),
         metrics,
         max_body_bytes: config.server.max_body_bytes,
+        body_read_timeout: config.server.body_read_timeout,
         deliveries: deliveries.clone(),
         callbacks: config.callbacks.clone(),
     });

@@ -102,6 +102,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Time a client has to send a complete request head.
     pub header_read_timeout: Duration,
+    /// Time a client has to send the whole request body.
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +246,8 @@ struct FileServer {
     max_connections: usize,
     #[serde(default = "defaults::header_read_timeout_seconds")]
     header_read_timeout_seconds: u64,
+    #[serde(default = "defaults::body_read_timeout_seconds")]
+    body_read_timeout_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -381,6 +385,9 @@ mod defaults {
         4096
     }
     pub fn header_read_timeout_seconds() -> u64 {
+        10
+    }
+    pub fn body_read_timeout_seconds() -> u64 {
         10
     }
     pub fn code_length() -> u8 {
@@ -625,6 +632,10 @@ impl Validator {
             header_read_timeout: Duration::from_secs(self.positive(
                 "server.header_read_timeout_seconds",
                 server.header_read_timeout_seconds,
+            )?),
+            body_read_timeout: Duration::from_secs(self.positive(
+                "server.body_read_timeout_seconds",
+                server.body_read_timeout_seconds,
             )?),
         })
     }
@@ -952,6 +963,7 @@ source_addr = "OTPGATE"
         assert_eq!(config.server.max_body_bytes, 16 * 1024);
         assert_eq!(config.server.max_connections, 4096);
         assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.server.body_read_timeout, Duration::from_secs(10));
         assert_eq!(
             config.carrier.enquire_link_interval,
             Duration::from_secs(30)
@@ -1009,6 +1021,10 @@ source_addr = "OTPGATE"
             (
                 minimal("", "").replace("[api]", "header_read_timeout_seconds = 0\n[api]"),
                 "server.header_read_timeout_seconds",
+            ),
+            (
+                minimal("", "").replace("[api]", "body_read_timeout_seconds = 0\n[api]"),
+                "server.body_read_timeout_seconds",
             ),
         ];
         for (text, setting) in cases {

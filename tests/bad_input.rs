@@ -298,6 +298,16 @@ async fn a_chunked_body_is_cut_off_at_the_limit() {
     daemon.stop().await;
 }
 
+/// A bound daemon with extra `[server]` lines; also returns its HTTP address for raw clients.
+async fn with_server_settings(lines: &str) -> (Sim, Daemon, String) {
+    let sim = Sim::start().await;
+    let mut options = Options::new(sim.smpp);
+    options.server_extra = lines.to_owned();
+    let daemon = Daemon::start_bound(options).await;
+    let addr = daemon.url.trim_start_matches("http://").to_owned();
+    (sim, daemon, addr)
+}
+
 /// Opens a raw connection to the daemon and writes `bytes` (which may be no request at all).
 async fn raw(addr: &str, bytes: &[u8]) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
@@ -318,11 +328,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
-    let sim = Sim::start().await;
-    let mut options = Options::new(sim.smpp);
-    options.server_extra = "header_read_timeout_seconds = 1".to_owned();
-    let daemon = Daemon::start_bound(options).await;
-    let addr = daemon.url.trim_start_matches("http://").to_owned();
+    let (_sim, daemon, addr) = with_server_settings("header_read_timeout_seconds = 1").await;
 
     // One connection says nothing at all, one stops halfway through its headers.
     let mut silent = raw(&addr, b"").await;
@@ -343,11 +349,8 @@ async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
 
 #[tokio::test]
 async fn connections_past_the_cap_wait_until_one_closes() {
-    let sim = Sim::start().await;
-    let mut options = Options::new(sim.smpp);
-    options.server_extra = "max_connections = 2\nheader_read_timeout_seconds = 60".to_owned();
-    let daemon = Daemon::start_bound(options).await;
-    let addr = daemon.url.trim_start_matches("http://").to_owned();
+    let (_sim, daemon, addr) =
+        with_server_settings("max_connections = 2\nheader_read_timeout_seconds = 60").await;
 
     // Two idle connections take both places; the first is proven accepted by an answer.
     let mut first = raw(&addr, HEALTHZ).await;
@@ -374,5 +377,23 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     let answer = read_until_closed(&mut third).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(first);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408() {
+    let (_sim, daemon, addr) = with_server_settings("body_read_timeout_seconds = 1").await;
+
+    // The head promises 100 bytes; 10 arrive, then nothing.
+    let head = format!(
+        "POST /v1/otp/send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"phone\":"
+    );
+    let mut slow = raw(&addr, head.as_bytes()).await;
+    let answer = read_until_closed(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request-timeout"), "{answer}");
+    assert!(answer.contains("within 1 s"), "{answer}");
+    assert_eq!(daemon.send("+31612345678").await.0, StatusCode::ACCEPTED);
     daemon.stop().await;
 }

@@ -106,7 +106,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         if declared.is_some_and(|length| length > limit) {
             return Err(ApiError::PayloadTooLarge(limit));
         }
-        let bytes = read_limited(request.into_body(), limit).await?;
+        // A client that trickles its body would otherwise hold the connection and this task.
+        let timeout = state.body_read_timeout;
+        let bytes = tokio::time::timeout(timeout, read_limited(request.into_body(), limit))
+            .await
+            .map_err(|_| ApiError::BodyTimeout(timeout.as_secs()))??;
         serde_json::from_slice(&bytes)
             .map(ApiJson)
             .map_err(|err| ApiError::BadJson(format!("invalid JSON body: {err}")))

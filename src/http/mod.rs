@@ -53,6 +53,8 @@ pub struct Shared {
     pub messages: Messages,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    /// Time a client has to send the whole request body.
+    pub body_read_timeout: std::time::Duration,
     pub deliveries: DeliveryTracker,
     /// Which callback URLs are accepted.
     pub callbacks: crate::webhooks::WebhookSettings,

@@ -29,6 +29,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive in time (server.body_read_timeout_seconds).
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     /// The body is not the JSON this route expects; the text says where.
     #[error("{0}")]
     BadJson(String),
@@ -88,6 +91,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+            ),
+            ApiError::BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
             ),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid-json", "Invalid JSON body"),
             ApiError::InvalidPhone(_) => (
