@@ -285,6 +285,8 @@ struct FileOtp {
     app_name: String,
     android_app_hash: Option<String>,
     webotp_domain: Option<String>,
+    #[serde(default = "defaults::max_parts")]
+    max_parts: u8,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,6 +391,9 @@ mod defaults {
     }
     pub fn body_read_timeout_seconds() -> u64 {
         10
+    }
+    pub fn max_parts() -> u8 {
+        1
     }
     pub fn code_length() -> u8 {
         6
@@ -729,7 +734,11 @@ impl Validator {
             webotp_domain: otp.webotp_domain,
             code_length: otp.code_length,
             allow_latin1,
+            max_parts: otp.max_parts,
         };
+        if otp.max_parts == 0 {
+            return Err(self.invalid("otp.max_parts", "must be between 1 and 255"));
+        }
         let messages = Messages::new(&settings).map_err(|(locale, err)| match locale {
             None => self.invalid("otp.sms_template", err.to_string()),
             Some(locale) => self.invalid("otp.templates", format!("{locale}: {err}")),
@@ -1026,6 +1035,7 @@ source_addr = "OTPGATE"
                 minimal("", "").replace("[api]", "body_read_timeout_seconds = 0\n[api]"),
                 "server.body_read_timeout_seconds",
             ),
+            (minimal("max_parts = 0", ""), "otp.max_parts"),
         ];
         for (text, setting) in cases {
             let err = parse(&text).expect_err(setting);

@@ -1,6 +1,6 @@
 //! The SMS text around a code: a default template and per-locale ones (`{code}`, `{minutes}`,
 //! `{app}`), plus the optional Android SMS Retriever hash and WebOTP origin-bound line. Every
-//! text is checked at start-up to fit one SMS in the coding it needs.
+//! text is checked at start-up to fit `max_parts` SMS (one by default) in the coding it needs.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -30,13 +30,19 @@ pub enum TemplateError {
     #[error("unclosed '{{' in the template")]
     Unclosed,
     #[error(
-        "the message would take {units} {unit} in {coding:?}; one SMS holds {limit} (multipart OTP texts are not supported)"
+        "the message would take {units} {unit} in {coding:?}; one SMS holds {limit} (raise otp.max_parts to send it in parts)"
     )]
     TooLong {
         units: usize,
         unit: &'static str,
         coding: Coding,
         limit: usize,
+    },
+    #[error("the message would take {parts} SMS parts in {coding:?}; otp.max_parts allows {max}")]
+    TooManyParts {
+        parts: usize,
+        coding: Coding,
+        max: u8,
     },
     #[error("android_app_hash must be the 11-character hash the SMS Retriever API gives your app")]
     BadAppHash,
@@ -96,6 +102,8 @@ pub struct MessageSettings {
     pub webotp_domain: Option<String>,
     pub code_length: u8,
     pub allow_latin1: bool,
+    /// SMS parts one code's text may take; 1 keeps every text in a single SMS.
+    pub max_parts: u8,
 }
 
 /// Every text a code can go out in.
@@ -168,7 +176,8 @@ impl Messages {
         );
         for (locale, template) in all {
             let text = messages.finish(template, &code, 9999);
-            check_fits(&text, settings.allow_latin1).map_err(|e| (locale, e))?;
+            check_fits(&text, settings.allow_latin1, settings.max_parts)
+                .map_err(|e| (locale, e))?;
         }
         Ok(messages)
     }
@@ -204,8 +213,22 @@ impl Messages {
     }
 }
 
-fn check_fits(text: &str, allow_latin1: bool) -> Result<(), TemplateError> {
+fn check_fits(text: &str, allow_latin1: bool, max_parts: u8) -> Result<(), TemplateError> {
     let coding = segment::choose(text, allow_latin1);
+    if max_parts > 1 {
+        // Counted with 8-bit UDH parts (153 septets, 67 UTF-16 units), the smallest a carrier's
+        // concatenation setting gives, so the count holds for sar and payload too.
+        let parts = segment::split(text, coding, segment::Concatenation::Udh8, 0)
+            .map_or(usize::MAX, |parts| parts.len());
+        if parts > usize::from(max_parts) {
+            return Err(TemplateError::TooManyParts {
+                parts,
+                coding,
+                max: max_parts,
+            });
+        }
+        return Ok(());
+    }
     let (units, unit, limit) = match coding {
         Coding::Gsm7 => (
             smpp_wire::gsm7::encode(text).map_or(usize::MAX, |s| s.len()),
@@ -243,6 +266,7 @@ mod tests {
             webotp_domain: None,
             code_length: 6,
             allow_latin1: false,
+            max_parts: 1,
         }
     }
 
@@ -273,6 +297,30 @@ mod tests {
         assert_eq!(
             messages.text(Some("nl"), "012345", 5),
             "Je Contoso-code is 012345.\n\nFA+9qCX9VSu\n\n@login.example.com #012345"
+        );
+    }
+
+    #[test]
+    fn max_parts_lets_a_text_take_several_sms_and_no_more() {
+        let mut s = settings();
+        // 6 + 1 + 200 septets: two 153-septet parts.
+        s.templates
+            .insert("en".into(), format!("{{code}} {}", "a".repeat(200)));
+        assert!(matches!(
+            Messages::new(&s),
+            Err((_, TemplateError::TooLong { units: 207, .. }))
+        ));
+        s.max_parts = 2;
+        assert!(Messages::new(&s).is_ok());
+        s.templates
+            .insert("en".into(), format!("{{code}} {}", "a".repeat(300)));
+        assert_eq!(
+            Messages::new(&s).expect_err("three parts").1,
+            TemplateError::TooManyParts {
+                parts: 3,
+                coding: Coding::Gsm7,
+                max: 2
+            }
         );
     }
 

@@ -82,6 +82,37 @@ async fn long_texts_go_out_in_parts_and_are_tracked_until_delivered() {
 }
 
 #[tokio::test]
+async fn an_otp_text_over_one_sms_goes_out_in_parts_when_max_parts_allows() {
+    let sim = Sim::start().await;
+    let mut options = Options::new(sim.smpp);
+    let filler = "Never share this code with anyone, not even our support staff. ".repeat(3);
+    options.otp_extra =
+        format!("max_parts = 2\nsms_template = \"{{code}} is your code. {filler}\"");
+    options.carrier_extra = "registered_delivery = 1".into();
+    let daemon = Daemon::start_bound(options).await;
+
+    let (status, body) = daemon.send("+31612345678").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let whole = sim.latest("+31612345678").await.expect("delivered");
+    assert_eq!(whole["parts"].as_array().map(Vec::len), Some(2));
+    let code = sim.code_for("+31612345678").await;
+    assert_eq!(
+        whole["text"].as_str(),
+        Some(format!("{code} is your code. {filler}").as_str()),
+        "the simulator reassembled both parts"
+    );
+    let record = daemon.wait_for_delivery(&id, "delivered").await;
+    assert_eq!(record["delivery"]["parts"], 2);
+    let (status, body) = daemon.verify("+31612345678", &code).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("approved"))
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
 async fn the_carrier_over_sar_tlvs_gets_them() {
     let sim = Sim::start().await;
     let mut options = Options::new(sim.smpp);
