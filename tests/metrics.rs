@@ -1,6 +1,9 @@
 //! `/metrics` is valid Prometheus text (promtool agrees) and its counters move with traffic.
 
 mod common;
+// Shared with the simulator's tests, which check its /metrics the same way.
+#[path = "../simulator/tests/common/promtool.rs"]
+mod promtool;
 
 use common::{Daemon, Options, Sim, wrong_code};
 use otpgate::metrics as m;
@@ -20,39 +23,6 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
                 .then(|| value.parse().ok())
                 .flatten()
         })
-}
-
-/// Runs `promtool check metrics` on `text`. promtool comes from Debian's `prometheus` package,
-/// which `.ci/run` installs; without it this check fails under CI and is skipped (loudly) elsewhere.
-fn promtool_check(text: &str) {
-    use std::io::Write;
-    let spawned = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(err) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED promtool check: {err} (apt-get install prometheus)");
-            return;
-        }
-        Err(err) => panic!("promtool is required under CI: {err}"),
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write metrics");
-    let output = child.wait_with_output().expect("promtool runs");
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[tokio::test]
@@ -81,7 +51,7 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     }
 
     let (_, after) = daemon.get_text("/metrics").await;
-    promtool_check(&after);
+    promtool::promtool_check(&after);
     let delta = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
     };

@@ -28,10 +28,11 @@ fn bind_body() -> Vec<u8> {
     b"tester\0pw\0\0\x34\x00\x00\0".to_vec()
 }
 
-/// submit_sm fields up to sm_length, then what the caller appends.
-fn submit_head(sm_length: u8) -> Vec<u8> {
+/// submit_sm fields up to sm_length, then `rest` (the short message, TLVs, or too little).
+fn submit_body(sm_length: u8, rest: &[u8]) -> Vec<u8> {
     let mut body = b"\0\x05\x00TEST\0\x01\x01316123\0\x00\x00\x00\0\0\x00\x00\x00\x00".to_vec();
     body.push(sm_length);
+    body.extend_from_slice(rest);
     body
 }
 
@@ -71,27 +72,15 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "submit_sm with sm_length past the frame",
-            bound(frame(0x04, 2, &{
-                let mut body = submit_head(200);
-                body.extend_from_slice(b"short");
-                body
-            })),
+            bound(frame(0x04, 2, &submit_body(200, b"short"))),
         ),
         (
             "submit_sm with an unknown TLV",
-            bound(frame(0x04, 2, &{
-                let mut body = submit_head(2);
-                body.extend_from_slice(b"hi\x14\x00\x00\x02ab");
-                body
-            })),
+            bound(frame(0x04, 2, &submit_body(2, b"hi\x14\x00\x00\x02ab"))),
         ),
         (
             "submit_sm with a TLV longer than the frame",
-            bound(frame(0x04, 2, &{
-                let mut body = submit_head(2);
-                body.extend_from_slice(b"hi\x04\x24\x01\x00ab");
-                body
-            })),
+            bound(frame(0x04, 2, &submit_body(2, b"hi\x04\x24\x01\x00ab"))),
         ),
         (
             "submit_sm with a bad C-string address",

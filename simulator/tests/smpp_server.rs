@@ -331,17 +331,21 @@ async fn the_binary_serves_from_its_config_and_exits_0_on_sigterm() {
             && printed.contains("[987654]"),
         "{printed}"
     );
-    let refused = sim_cli(&[
-        "mo",
-        "--url",
-        &url,
-        "--from",
-        "+31612345678",
-        "--to",
-        "TEST",
-        "--text",
-        "hi",
-    ]);
+    // The same MO, tried before and after a receiver binds.
+    let send_mo = || {
+        sim_cli(&[
+            "mo",
+            "--url",
+            &url,
+            "--from",
+            "+31612345678",
+            "--to",
+            "TEST",
+            "--text",
+            "hi",
+        ])
+    };
+    let refused = send_mo();
     assert!(!refused.status.success(), "no receiver is bound yet");
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("no receiver"),
@@ -349,17 +353,7 @@ async fn the_binary_serves_from_its_config_and_exits_0_on_sigterm() {
     );
     let mut receiver = connect(smpp).await;
     request(&mut receiver, bind_receiver(1, "tester", "pw")).await;
-    let sent = sim_cli(&[
-        "mo",
-        "--url",
-        &url,
-        "--from",
-        "+31612345678",
-        "--to",
-        "TEST",
-        "--text",
-        "hi",
-    ]);
+    let sent = send_mo();
     assert!(sent.status.success(), "{sent:?}");
     let (_, deliver) = next_deliver_sm(&mut receiver).await;
     assert_eq!(deliver.short_message().as_ref(), b"hi");

@@ -546,7 +546,7 @@ async fn metrics_count_submits_receipts_sessions_and_storage() {
     next_deliver_sm(&mut link).await;
     request(&mut link, submit(5, "31612345678", 0, b"x".to_vec())).await;
     let text = sim.text("/metrics").await;
-    promtool_check(&text);
+    promtool::promtool_check(&text);
     for line in [
         "smsc_sim_submit_sm_total{account=\"tester\",status=\"ESME_ROK\"} 3",
         "smsc_sim_submit_sm_total{account=\"tester\",status=\"ESME_RINVDSTADR\"} 1",

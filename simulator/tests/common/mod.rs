@@ -15,6 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+pub mod promtool;
+
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct Sim {
@@ -205,36 +207,4 @@ pub async fn next_deliver_sm(link: &mut Link) -> (u32, DeliverSm) {
         Some(Pdu::DeliverSm(body)) => (command.sequence_number(), body.clone()),
         other => panic!("expected deliver_sm, got {other:?}"),
     }
-}
-
-/// Runs `promtool check metrics` on `text`; fails under CI when promtool is missing.
-pub fn promtool_check(text: &str) {
-    use std::io::Write;
-    let spawned = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(err) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED promtool check: {err} (apt-get install prometheus)");
-            return;
-        }
-        Err(err) => panic!("promtool is required under CI: {err}"),
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write metrics");
-    let output = child.wait_with_output().expect("promtool runs");
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
