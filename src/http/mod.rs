@@ -14,12 +14,13 @@ use axum::middleware;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::carrier::CarrierHandle;
-use crate::delivery::DeliveryTracker;
+use crate::carrier::{CarrierHandle, OutboundSms};
+use crate::delivery::{DeliveryState, DeliveryTracker};
 use crate::otp::OtpService;
 use crate::ratelimit::RateLimits;
 use crate::template::Messages;
 use extract::ApiKeys;
+use problem::ApiError;
 
 /// Shared state of every handler: one cheap-to-clone handle built at start-up. axum clones it
 /// for every extractor and middleware of every request, so it is one `Arc` (one reference count)
@@ -58,6 +59,27 @@ pub struct Shared {
     pub deliveries: DeliveryTracker,
     /// Which callback URLs are accepted.
     pub callbacks: crate::webhooks::WebhookSettings,
+}
+
+impl Shared {
+    /// Opens the delivery record of `sms` (with its caller's `callback_url`) and queues it for
+    /// the carrier. A full queue ends the record as failed and tells the caller to retry.
+    pub fn enqueue_sms(
+        &self,
+        sms: OutboundSms,
+        callback_url: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let id = sms.id.clone();
+        self.deliveries.queued_with_callback(&id, callback_url);
+        if self.carrier.try_enqueue(sms).is_err() {
+            self.deliveries
+                .ended(&id, DeliveryState::Failed, Some("queue full".to_owned()));
+            return Err(ApiError::Unavailable(
+                "the SMS queue is full; try again later",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Every route the daemon serves, as (method, path); `docs/openapi.yaml` documents exactly these.

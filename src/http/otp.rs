@@ -12,11 +12,8 @@ use super::AppState;
 use super::extract::ApiJson;
 use super::problem::ApiError;
 use crate::carrier::OutboundSms;
-use crate::delivery::DeliveryState;
-use crate::metrics as m;
 use crate::otp::{Code, IssueError, Verdict};
 use crate::phone::PhoneNumber;
-use crate::ratelimit::Refused;
 use crate::template::is_locale;
 
 #[derive(Deserialize)]
@@ -49,11 +46,6 @@ pub struct VerifyResponse {
     attempts_left: Option<u32>,
 }
 
-fn rate_limited(refused: Refused) -> ApiError {
-    metrics::counter!(m::RATE_LIMITED_TOTAL, m::LABEL_LIMIT => refused.limit.as_str()).increment(1);
-    ApiError::RateLimited(refused)
-}
-
 /// Issues a code and queues its SMS.
 pub async fn send(
     State(state): State<AppState>,
@@ -70,7 +62,10 @@ pub async fn send(
     if let Some(url) = &request.callback_url {
         state.callbacks.check(url)?;
     }
-    state.limits.check_send(&phone).map_err(rate_limited)?;
+    state
+        .limits
+        .check_send(&phone)
+        .map_err(ApiError::rate_limited)?;
     let issued = state.otp.issue(&phone).map_err(|err| match err {
         IssueError::StoreFull(_) => {
             ApiError::Unavailable("too many codes are pending; try again later")
@@ -86,9 +81,6 @@ pub async fn send(
         issued.code.expose(),
         ttl.as_secs().div_ceil(60),
     );
-    state
-        .deliveries
-        .queued_with_callback(&issued.id.0, request.callback_url.as_deref());
     let sms = OutboundSms {
         id: issued.id.0.clone(),
         to: phone.clone(),
@@ -97,17 +89,10 @@ pub async fn send(
         // The carrier runs on real time; the code's own expiry follows the injected clock.
         deadline: Instant::now() + ttl,
     };
-    if state.carrier.try_enqueue(sms).is_err() {
+    if let Err(err) = state.enqueue_sms(sms, request.callback_url.as_deref()) {
         // A code nobody will receive must not stay guessable.
         state.otp.revoke(&phone, &issued.id);
-        state.deliveries.ended(
-            &issued.id.0,
-            DeliveryState::Failed,
-            Some("queue full".to_owned()),
-        );
-        return Err(ApiError::Unavailable(
-            "the SMS queue is full; try again later",
-        ));
+        return Err(err);
     }
     debug!(to = %phone.masked(), id = %issued.id.0, "code issued");
     Ok((
@@ -128,7 +113,10 @@ pub async fn verify(
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let phone = PhoneNumber::parse(&request.phone)?;
     let code = Code::parse(&request.code, state.otp.policy().code_length)?;
-    state.limits.check_verify(&phone).map_err(rate_limited)?;
+    state
+        .limits
+        .check_verify(&phone)
+        .map_err(ApiError::rate_limited)?;
     let verdict = state.otp.verify(&phone, &code);
     let attempts_left = match verdict {
         Verdict::Denied { attempts_left } => Some(attempts_left),

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::metrics as m;
 use crate::otp::CodeFormatError;
 use crate::phone::PhoneError;
 use crate::ratelimit::Refused;
@@ -70,6 +71,13 @@ struct Problem {
 }
 
 impl ApiError {
+    /// A refusal by a rate limit, counted in `otpgate_rate_limited_total` by the limit's name.
+    pub fn rate_limited(refused: Refused) -> Self {
+        metrics::counter!(m::RATE_LIMITED_TOTAL, m::LABEL_LIMIT => refused.limit.as_str())
+            .increment(1);
+        ApiError::RateLimited(refused)
+    }
+
     /// Status, stable problem slug and title.
     fn classify(&self) -> (StatusCode, &'static str, &'static str) {
         match self {

@@ -14,8 +14,6 @@ use super::extract::ApiJson;
 use super::otp::status_response;
 use super::problem::ApiError;
 use crate::carrier::OutboundSms;
-use crate::delivery::DeliveryState;
-use crate::metrics as m;
 use crate::phone::PhoneNumber;
 
 /// Generic SMS ids carry this prefix, so the OTP and SMS status routes never answer for each
@@ -93,15 +91,11 @@ pub async fn send(
     let parts = segment::split(&request.text, coding, segment::Concatenation::Udh8, 0)
         .map_err(|err| ApiError::InvalidText(err.to_string()))?
         .len();
-    state.limits.check_global_send().map_err(|refused| {
-        metrics::counter!(m::RATE_LIMITED_TOTAL, m::LABEL_LIMIT => refused.limit.as_str())
-            .increment(1);
-        ApiError::RateLimited(refused)
-    })?;
-    let id = new_id()?;
     state
-        .deliveries
-        .queued_with_callback(&id, request.callback_url.as_deref());
+        .limits
+        .check_global_send()
+        .map_err(ApiError::rate_limited)?;
+    let id = new_id()?;
     let sms = OutboundSms {
         id: id.clone(),
         to: to.clone(),
@@ -109,14 +103,7 @@ pub async fn send(
         text: request.text,
         deadline: Instant::now() + state.sms_validity,
     };
-    if state.carrier.try_enqueue(sms).is_err() {
-        state
-            .deliveries
-            .ended(&id, DeliveryState::Failed, Some("queue full".to_owned()));
-        return Err(ApiError::Unavailable(
-            "the SMS queue is full; try again later",
-        ));
-    }
+    state.enqueue_sms(sms, request.callback_url.as_deref())?;
     debug!(to = %to.masked(), %id, parts, "SMS queued");
     Ok((
         StatusCode::ACCEPTED,
