@@ -647,18 +647,7 @@ impl Validator {
 
     fn api_keys(&self, api: FileApi) -> Result<(Vec<Secret>, Vec<Secret>), ConfigError> {
         let sms_keys = api.sms_keys;
-        if let Some(bad) = sms_keys
-            .iter()
-            .position(|k| k.len() < 8 || !k.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return Err(self.invalid(
-                "api.sms_keys",
-                format!(
-                    "key #{} must be at least 8 printable ASCII characters without spaces",
-                    bad + 1
-                ),
-            ));
-        }
+        self.check_keys("api.sms_keys", &sms_keys)?;
         let mut keys = api.keys;
         if let Some(path) = &api.keys_file {
             let text = self.read("api.keys_file", path)?;
@@ -675,22 +664,29 @@ impl Validator {
                 "at least one API key is required (keys or keys_file)",
             ));
         }
-        if let Some(bad) = keys
-            .iter()
-            .position(|k| k.len() < 8 || !k.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return Err(self.invalid(
-                "api.keys",
-                format!(
-                    "key #{} must be at least 8 printable ASCII characters without spaces",
-                    bad + 1
-                ),
-            ));
-        }
+        self.check_keys("api.keys", &keys)?;
         Ok((
             keys.into_iter().map(Secret).collect(),
             sms_keys.into_iter().map(Secret).collect(),
         ))
+    }
+
+    /// Every key is at least 8 printable ASCII characters without spaces; an error names the
+    /// first that is not by its position (never by its text).
+    fn check_keys(&self, setting: &'static str, keys: &[String]) -> Result<(), ConfigError> {
+        match keys
+            .iter()
+            .position(|k| k.len() < 8 || !k.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            Some(bad) => Err(self.invalid(
+                setting,
+                format!(
+                    "key #{} must be at least 8 printable ASCII characters without spaces",
+                    bad + 1
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn otp(&self, otp: FileOtp, allow_latin1: bool) -> Result<OtpConfig, ConfigError> {
@@ -981,6 +977,26 @@ source_addr = "OTPGATE"
     }
 
     #[test]
+    fn bad_keys_are_named_by_position_not_by_text() {
+        for (keys, setting, position) in [
+            ("keys = [\"test-key-123\", \"short\"]", "api.keys", "key #2"),
+            (
+                "keys = [\"test-key-123\"]\nsms_keys = [\"has a space\"]",
+                "api.sms_keys",
+                "key #1",
+            ),
+        ] {
+            let text = minimal("", "").replace("keys = [\"test-key-123\"]", keys);
+            let err = parse(&text).expect_err(setting).to_string();
+            assert!(err.contains(setting) && err.contains(position), "{err}");
+            assert!(
+                !err.contains("short") && !err.contains("has a space"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_fields_are_refused_with_their_name() {
         let err = parse(&minimal("tll_seconds = 60", "")).expect_err("typo");
         assert!(err.to_string().contains("tll_seconds"), "{err}");
@@ -1036,6 +1052,10 @@ source_addr = "OTPGATE"
                 "server.body_read_timeout_seconds",
             ),
             (minimal("max_parts = 0", ""), "otp.max_parts"),
+            (
+                minimal("", "").replace("keys = [\"test-key-123\"]", "keys = []"),
+                "api.keys",
+            ),
         ];
         for (text, setting) in cases {
             let err = parse(&text).expect_err(setting);
