@@ -123,7 +123,7 @@ fn wire(c: &mut Criterion) {
     group.bench_function("submit_sm_build_and_encode", |b| {
         b.iter(|| {
             buf.clear();
-            let body = submit_parts(&config.carrier, &sms, 1)
+            let body = submit_parts(&config.carriers[0], &sms, 1)
                 .expect("encodable")
                 .remove(0);
             codec
@@ -132,7 +132,7 @@ fn wire(c: &mut Criterion) {
         })
     });
     let mut frame = BytesMut::new();
-    let body = submit_parts(&config.carrier, &sms, 1)
+    let body = submit_parts(&config.carriers[0], &sms, 1)
         .expect("encodable")
         .remove(0);
     codec

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::carrier::{self, CarrierHandle, CarrierStop};
+use crate::carrier::{self, CarrierStop, Carriers};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::delivery::DeliveryTracker;
@@ -66,9 +66,10 @@ impl Default for Deps {
     }
 }
 
-/// A started daemon: the carrier handle (for readiness) and the task that finishes on shutdown.
+/// A started daemon: the router to the carriers (for readiness) and the task that finishes on
+/// shutdown.
 pub struct Running {
-    pub carrier: CarrierHandle,
+    pub carriers: Carriers,
     pub done: tokio::task::JoinHandle<()>,
 }
 
@@ -98,12 +99,18 @@ pub fn start(
     let webhooks = crate::webhooks::spawn(&config.callbacks, &tracker, stop.abort.clone())
         .context("cannot build the HTTP client for callbacks")?;
     // registered_delivery 1 (always) or 3 (on success, SMPP 5.0) promises a receipt to wait for.
-    let receipts_expected = matches!(config.carrier.registered_delivery & 0x03, 1 | 3);
+    // Each carrier's own setting applies once it takes a message; until then, wait for receipts
+    // when any carrier asks for them.
+    let receipts_expected = config
+        .carriers
+        .iter()
+        .any(|c| matches!(c.registered_delivery & 0x03, 1 | 3));
     let deliveries = DeliveryTracker::new(config.delivery.max_records, config.delivery.ttl)
         .with_receipts(receipts_expected, config.delivery.receipt_wait)
         .with_webhooks(webhooks);
-    let carrier = carrier::spawn(
-        config.carrier.clone(),
+    let carriers = carrier::spawn(
+        config.carriers.clone(),
+        &config.routes,
         stop.clone(),
         deliveries.clone(),
         &tracker,
@@ -112,7 +119,7 @@ pub fn start(
     let state = AppState::new(Shared {
         otp: otp.clone(),
         limits: limits.clone(),
-        carrier: carrier.clone(),
+        carriers: carriers.clone(),
         api_keys: ApiKeys::new(&config.api_keys),
         sms_keys: ApiKeys::new(&config.sms_keys),
         sms_validity: config.delivery.sms_validity,
@@ -192,7 +199,7 @@ pub fn start(
         }
         info!("stopped");
     });
-    Ok(Running { carrier, done })
+    Ok(Running { carriers, done })
 }
 
 /// Runs `work` every `period` until `shutdown`.

@@ -1,5 +1,6 @@
 //! Configuration: the TOML file model (serde, unknown fields refused) and the validated `Config`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -28,7 +29,7 @@ pub enum ConfigError {
     #[error("{path}: {setting}: {message}")]
     Invalid {
         path: PathBuf,
-        setting: &'static str,
+        setting: Cow<'static, str>,
         message: String,
     },
 }
@@ -65,9 +66,43 @@ pub struct Config {
     pub otp: OtpConfig,
     pub limits: LimitsConfig,
     pub limits_prune_interval: Duration,
-    pub carrier: CarrierConfig,
+    /// At least one; names are unique.
+    pub carriers: Vec<CarrierConfig>,
+    /// Which carriers serve which destinations; never empty (without `[[routes]]`, every
+    /// carrier serves every number, in the order listed).
+    pub routes: Vec<RouteConfig>,
     pub delivery: DeliveryConfig,
     pub callbacks: crate::webhooks::WebhookSettings,
+}
+
+/// Destinations starting with `prefix` may go to `carrier`. The longest matching prefix wins;
+/// among its routes the lowest `priority` first, and routes of equal priority share traffic by
+/// `weight`. Routes of later priorities and shorter prefixes are where traffic fails over to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// E.164 digits without the `+` ("" matches every number).
+    pub prefix: String,
+    pub carrier: String,
+    pub priority: u32,
+    pub weight: u32,
+}
+
+/// How a carrier's sessions bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindMode {
+    /// One bind_transceiver per session: submits and receipts on the same link.
+    Transceiver,
+    /// A bind_transmitter for submits plus a bind_receiver for receipts, per session.
+    TransmitterReceiver,
+}
+
+/// When a carrier counts as failing: after `failures` failures in a row (temporary refusals,
+/// unanswered submits, failed binds) it gets no new traffic for `open`, then one trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    pub failures: u32,
+    pub open: Duration,
 }
 
 /// SMPP over TLS to a carrier.
@@ -139,6 +174,14 @@ pub struct CarrierConfig {
     pub source_addr_npi: u8,
     pub registered_delivery: u8,
     pub allow_latin1: bool,
+    /// Sessions (binds) to keep open; with `TransmitterReceiver` each is a pair of links.
+    pub binds: usize,
+    pub bind_mode: BindMode,
+    /// address_range (with its TON and NPI) sent in every bind: the MO range a receiver asks for.
+    pub address_range: String,
+    pub address_range_ton: u8,
+    pub address_range_npi: u8,
+    pub breaker: BreakerConfig,
     /// How the parts of a long message are tied together.
     pub concatenation: smpp_wire::segment::Concatenation,
     /// SMPP over TLS, when set.
@@ -169,7 +212,13 @@ struct FileConfig {
     otp: FileOtp,
     #[serde(default)]
     limits: FileLimits,
-    carrier: FileCarrier,
+    /// One carrier (the short form) ...
+    carrier: Option<FileCarrier>,
+    /// ... or several.
+    #[serde(default)]
+    carriers: Vec<FileCarrier>,
+    #[serde(default)]
+    routes: Vec<FileRoute>,
     #[serde(default)]
     delivery: FileDelivery,
     #[serde(default)]
@@ -321,6 +370,18 @@ impl Default for FileLimits {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FileRoute {
+    #[serde(default)]
+    prefix: String,
+    carrier: String,
+    #[serde(default)]
+    priority: u32,
+    #[serde(default = "defaults::route_weight")]
+    weight: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileCarrier {
     name: String,
     host: String,
@@ -342,6 +403,20 @@ struct FileCarrier {
     /// Send Latin-1 (data_coding 3) when a text fits it and not GSM 03.38.
     #[serde(default)]
     allow_latin1: bool,
+    #[serde(default = "defaults::binds")]
+    binds: usize,
+    #[serde(default = "defaults::bind_mode")]
+    bind_mode: BindMode,
+    #[serde(default)]
+    address_range: String,
+    #[serde(default)]
+    address_range_ton: u8,
+    #[serde(default)]
+    address_range_npi: u8,
+    #[serde(default = "defaults::breaker_failures")]
+    breaker_failures: u32,
+    #[serde(default = "defaults::breaker_open_seconds")]
+    breaker_open_seconds: u64,
     #[serde(default)]
     concatenation: FileConcatenation,
     #[serde(default)]
@@ -376,7 +451,22 @@ struct FileCarrier {
 }
 
 mod defaults {
-    use super::InterfaceVersion;
+    use super::{BindMode, InterfaceVersion};
+    pub fn route_weight() -> u32 {
+        1
+    }
+    pub fn binds() -> usize {
+        1
+    }
+    pub fn bind_mode() -> BindMode {
+        BindMode::Transceiver
+    }
+    pub fn breaker_failures() -> u32 {
+        5
+    }
+    pub fn breaker_open_seconds() -> u64 {
+        30
+    }
     pub fn max_body_bytes() -> usize {
         16 * 1024
     }
@@ -529,10 +619,14 @@ impl Validator {
         }
     }
 
-    fn invalid(&self, setting: &'static str, message: impl Into<String>) -> ConfigError {
+    fn invalid(
+        &self,
+        setting: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.clone(),
-            setting,
+            setting: setting.into(),
             message: message.into(),
         }
     }
@@ -570,17 +664,20 @@ impl Validator {
 
     fn config(&self, file: FileConfig) -> Result<Config, ConfigError> {
         let (api_keys, sms_keys) = self.api_keys(file.api)?;
+        let carriers = self.carriers(file.carrier, file.carriers)?;
         Ok(Config {
             server: self.server(file.server)?,
             api_keys,
             sms_keys,
-            otp: self.otp(file.otp, file.carrier.allow_latin1)?,
+            // A text is counted in parts the strictest carrier would need.
+            otp: self.otp(file.otp, carriers.iter().all(|c| c.allow_latin1))?,
             limits: self.limits(&file.limits)?,
             limits_prune_interval: Duration::from_secs(self.positive(
                 "limits.prune_interval_seconds",
                 file.limits.prune_interval_seconds,
             )?),
-            carrier: self.carrier(file.carrier)?,
+            routes: self.routes(file.routes, &carriers)?,
+            carriers,
             delivery: self.delivery(&file.delivery)?,
             callbacks: crate::webhooks::WebhookSettings {
                 timeout: Duration::from_millis(
@@ -872,6 +969,10 @@ impl Validator {
                 "must not be below reconnect_initial_ms",
             ));
         }
+        if !(1..=64).contains(&carrier.binds) {
+            return Err(self.invalid("carrier.binds", "must be between 1 and 64"));
+        }
+        self.smpp_string("carrier.address_range", &carrier.address_range, 40)?;
         let ms = |setting, value| self.positive(setting, value).map(Duration::from_millis);
         Ok(CarrierConfig {
             name: carrier.name,
@@ -886,6 +987,19 @@ impl Validator {
             source_addr_npi: carrier.source_addr_npi,
             registered_delivery: carrier.registered_delivery,
             allow_latin1: carrier.allow_latin1,
+            binds: carrier.binds,
+            bind_mode: carrier.bind_mode,
+            address_range: carrier.address_range,
+            address_range_ton: carrier.address_range_ton,
+            address_range_npi: carrier.address_range_npi,
+            breaker: BreakerConfig {
+                failures: self
+                    .non_zero("carrier.breaker_failures", carrier.breaker_failures)?
+                    .get(),
+                open: Duration::from_secs(
+                    self.positive("carrier.breaker_open_seconds", carrier.breaker_open_seconds)?,
+                ),
+            },
             concatenation: match carrier.concatenation {
                 FileConcatenation::Udh => smpp_wire::segment::Concatenation::Udh8,
                 FileConcatenation::Sar => smpp_wire::segment::Concatenation::Sar,
@@ -921,6 +1035,113 @@ impl Validator {
             reconnect_max: ms("carrier.reconnect_max_ms", carrier.reconnect_max_ms)?,
             max_pdu_length: carrier.max_pdu_length,
         })
+    }
+
+    /// `[carrier]` or `[[carriers]]`, exactly one form; in the list, errors name the entry.
+    fn carriers(
+        &self,
+        single: Option<FileCarrier>,
+        list: Vec<FileCarrier>,
+    ) -> Result<Vec<CarrierConfig>, ConfigError> {
+        let list = match (single, list.is_empty()) {
+            (Some(carrier), true) => return Ok(vec![self.carrier(carrier)?]),
+            (None, false) => list,
+            (None, true) => {
+                return Err(self.invalid("carriers", "configure [carrier] or [[carriers]]"));
+            }
+            (Some(_), false) => {
+                return Err(self.invalid("carriers", "use [carrier] or [[carriers]], not both"));
+            }
+        };
+        let mut carriers: Vec<CarrierConfig> = Vec::with_capacity(list.len());
+        for (index, file) in list.into_iter().enumerate() {
+            let name = file.name.clone();
+            let carrier = self.carrier(file).map_err(|err| match err {
+                ConfigError::Invalid {
+                    path,
+                    setting,
+                    message,
+                } => ConfigError::Invalid {
+                    path,
+                    setting: Cow::Owned(setting.replacen(
+                        "carrier",
+                        &format!("carriers[{index}]"),
+                        1,
+                    )),
+                    message: format!("(carrier {name:?}) {message}"),
+                },
+                other => other,
+            })?;
+            if carriers.iter().any(|c| c.name == carrier.name) {
+                return Err(self.invalid(
+                    format!("carriers[{index}].name"),
+                    format!("{name:?} is used twice"),
+                ));
+            }
+            carriers.push(carrier);
+        }
+        Ok(carriers)
+    }
+
+    /// `[[routes]]`, checked against the carriers; without any, each carrier serves every number,
+    /// in the order listed (the first is primary, the others take over in turn).
+    fn routes(
+        &self,
+        list: Vec<FileRoute>,
+        carriers: &[CarrierConfig],
+    ) -> Result<Vec<RouteConfig>, ConfigError> {
+        if list.is_empty() {
+            return Ok(carriers
+                .iter()
+                .zip(0u32..)
+                .map(|(carrier, priority)| RouteConfig {
+                    prefix: String::new(),
+                    carrier: carrier.name.clone(),
+                    priority,
+                    weight: 1,
+                })
+                .collect());
+        }
+        let mut routes: Vec<RouteConfig> = Vec::with_capacity(list.len());
+        for (index, route) in list.into_iter().enumerate() {
+            let setting = |field: &str| format!("routes[{index}].{field}");
+            let digits = route.prefix.strip_prefix('+').unwrap_or(&route.prefix);
+            if (!route.prefix.is_empty() && !route.prefix.starts_with('+'))
+                || digits.len() > 15
+                || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(self.invalid(
+                    setting("prefix"),
+                    "must be \"\" (every number) or + and up to 15 digits",
+                ));
+            }
+            if !carriers.iter().any(|c| c.name == route.carrier) {
+                return Err(self.invalid(
+                    setting("carrier"),
+                    format!("no carrier is named {:?}", route.carrier),
+                ));
+            }
+            if !(1..=1000).contains(&route.weight) {
+                return Err(self.invalid(setting("weight"), "must be between 1 and 1000"));
+            }
+            let route = RouteConfig {
+                prefix: digits.to_owned(),
+                carrier: route.carrier,
+                priority: route.priority,
+                weight: route.weight,
+            };
+            if routes
+                .iter()
+                .any(|r| r.prefix == route.prefix && r.carrier == route.carrier)
+            {
+                return Err(self.invalid(
+                    setting("carrier"),
+                    "the same carrier and prefix are routed twice",
+                ));
+            }
+            routes.push(route);
+        }
+        Ok(routes)
     }
 }
 
@@ -970,10 +1191,102 @@ source_addr = "OTPGATE"
         assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
         assert_eq!(config.server.body_read_timeout, Duration::from_secs(10));
         assert_eq!(
-            config.carrier.enquire_link_interval,
+            config.carriers[0].enquire_link_interval,
             Duration::from_secs(30)
         );
-        assert_eq!(config.carrier.interface_version, InterfaceVersion::V34);
+        assert_eq!(config.carriers[0].interface_version, InterfaceVersion::V34);
+        assert_eq!(config.carriers[0].binds, 1);
+        assert_eq!(config.carriers[0].bind_mode, BindMode::Transceiver);
+        assert_eq!(
+            config.routes,
+            [RouteConfig {
+                prefix: String::new(),
+                carrier: "sim".into(),
+                priority: 0,
+                weight: 1
+            }]
+        );
+    }
+
+    /// Two carriers and their routes, with `extra` appended to the file.
+    fn two_carriers(extra: &str) -> String {
+        let carrier = |name: &str| {
+            format!(
+                "[[carriers]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = 2775\n\
+                 system_id = \"otpgate\"\npassword = \"secret\"\nsource_addr = \"OTPGATE\"\n"
+            )
+        };
+        let head = minimal("", "");
+        let head = &head[..head.find("[carrier]").expect("minimal has [carrier]")];
+        format!("{head}{}{}{extra}", carrier("a"), carrier("b"))
+    }
+
+    #[test]
+    fn several_carriers_without_routes_are_tried_in_the_order_listed() {
+        let config = parse(&two_carriers("")).expect("valid");
+        let order: Vec<(&str, u32)> = config
+            .routes
+            .iter()
+            .map(|r| (r.carrier.as_str(), r.priority))
+            .collect();
+        assert_eq!(order, [("a", 0), ("b", 1)]);
+    }
+
+    #[test]
+    fn routes_keep_digits_and_refuse_what_cannot_route() {
+        let config = parse(&two_carriers(
+            "[[routes]]\nprefix = \"+44\"\ncarrier = \"b\"\nweight = 3\n\
+             [[routes]]\ncarrier = \"a\"\npriority = 2\n",
+        ))
+        .expect("valid");
+        assert_eq!(config.routes[0].prefix, "44");
+        assert_eq!(config.routes[0].weight, 3);
+        assert_eq!(config.routes[1].prefix, "");
+        for (extra, setting, words) in [
+            (
+                "[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\n",
+                "routes[0].prefix",
+                "+",
+            ),
+            (
+                "[[routes]]\ncarrier = \"c\"\n",
+                "routes[0].carrier",
+                "\"c\"",
+            ),
+            (
+                "[[routes]]\ncarrier = \"a\"\nweight = 0\n",
+                "routes[0].weight",
+                "between",
+            ),
+            (
+                "[[routes]]\ncarrier = \"a\"\n[[routes]]\ncarrier = \"a\"\n",
+                "routes[1].carrier",
+                "twice",
+            ),
+        ] {
+            let err = parse(&two_carriers(extra)).expect_err(setting).to_string();
+            assert!(err.contains(setting) && err.contains(words), "{err}");
+        }
+    }
+
+    #[test]
+    fn carrier_list_errors_name_the_entry() {
+        let text = two_carriers("").replacen("port = 2775\n", "port = 2775\nwindow = 0\n", 2);
+        let err = parse(&text).expect_err("window").to_string();
+        assert!(
+            err.contains("carriers[0].window") && err.contains("\"a\""),
+            "{err}"
+        );
+        let twice = two_carriers("").replace("name = \"b\"", "name = \"a\"");
+        let err = parse(&twice).expect_err("duplicate").to_string();
+        assert!(err.contains("carriers[1].name"), "{err}");
+        let both = format!(
+            "{}{}",
+            minimal("", ""),
+            &two_carriers("")[two_carriers("").find("[[carriers]]").expect("list")..]
+        );
+        let err = parse(&both).expect_err("both forms").to_string();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]
@@ -1011,6 +1324,15 @@ source_addr = "OTPGATE"
                 "otp.sms_template",
             ),
             (minimal("", "window = 0"), "carrier.window"),
+            (minimal("", "binds = 0"), "carrier.binds"),
+            (
+                minimal("", "breaker_failures = 0"),
+                "carrier.breaker_failures",
+            ),
+            (
+                minimal("", &format!("address_range = \"{}\"", "9".repeat(41))),
+                "carrier.address_range",
+            ),
             (minimal("", "max_pdu_length = 10"), "carrier.max_pdu_length"),
             (
                 minimal("", "tls_server_name = \"smsc.example.com\""),

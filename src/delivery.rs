@@ -68,6 +68,10 @@ pub struct Delivery {
     pub error: Option<String>,
     /// Parts the text was split into (1 until it is).
     pub parts: usize,
+    /// The carrier that took it (the last one, when it moved).
+    pub carrier: Option<String>,
+    /// Whether that carrier was asked for receipts; without them, acceptance is final.
+    receipts_expected: bool,
     /// Where state changes are POSTed, if the caller asked.
     pub callback: Option<Arc<str>>,
     /// Notifications sent so far; each carries the next number, so a receiver can drop one
@@ -108,6 +112,7 @@ impl Delivery {
                 "message_id": self.message_id,
                 "error": self.error,
                 "parts": self.parts,
+                "carrier": self.carrier,
             }
         })
     }
@@ -130,7 +135,7 @@ impl Inner {
 pub struct DeliveryTracker {
     inner: Arc<Mutex<Inner>>,
     webhooks: Option<Webhooks>,
-    /// Whether the carrier is asked for receipts; without them, acceptance is final.
+    /// Whether a message is taken to expect receipts until a carrier says otherwise.
     receipts_expected: bool,
     /// A message still without a final receipt this long after its submit ends as unknown.
     receipt_wait: Duration,
@@ -213,6 +218,8 @@ impl DeliveryTracker {
             message_id: None,
             error: None,
             parts: 1,
+            carrier: None,
+            receipts_expected: self.receipts_expected,
             callback: callback.map(Arc::from),
             notifications: 0,
             part_ids: Vec::new(),
@@ -232,10 +239,15 @@ impl DeliveryTracker {
         }
     }
 
-    /// The text was split into `parts` submits.
-    pub fn parts(&self, id: &str, parts: usize) {
+    /// `carrier` took the message and split it into `parts` submits; `receipts_expected` says
+    /// whether it was asked for receipts.
+    pub fn assigned(&self, id: &str, carrier: &str, parts: usize, receipts_expected: bool) {
         if let Some(record) = self.lock().records.get_mut(id) {
             record.parts = parts.max(1);
+            record.receipts_expected = receipts_expected;
+            if record.carrier.as_deref() != Some(carrier) {
+                record.carrier = Some(carrier.to_owned());
+            }
         }
     }
 
@@ -255,11 +267,12 @@ impl DeliveryTracker {
             let now = SystemTime::now();
             record.submitted_at = Some(now);
             // Without receipts the carrier's acceptance is all there will be: final.
-            if !self.receipts_expected {
+            let receipts_expected = record.receipts_expected;
+            if !receipts_expected {
                 record.done_at = Some(now);
             }
             self.changed(id, record);
-            if !self.receipts_expected {
+            if !receipts_expected {
                 inner.account(false, true);
             }
         }
@@ -353,12 +366,12 @@ impl DeliveryTracker {
             };
             Self::forget(&mut inner, &id);
         }
-        if self.receipts_expected {
+        {
             let now = SystemTime::now();
             let overdue: Vec<String> = inner
                 .records
                 .iter()
-                .filter(|(_, r)| r.done_at.is_none())
+                .filter(|(_, r)| r.done_at.is_none() && r.receipts_expected)
                 .filter(|(_, r)| {
                     r.submitted_at.is_some_and(|at| {
                         now.duration_since(at).unwrap_or_default() >= self.receipt_wait
@@ -440,7 +453,7 @@ mod tests {
     fn a_multipart_message_is_delivered_when_every_part_is_and_fails_when_one_fails() {
         let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
         tracker.queued("m");
-        tracker.parts("m", 2);
+        tracker.assigned("m", "c", 2, true);
         tracker.submitted("m", "a1");
         assert_eq!(
             tracker.get("m").map(|d| d.state),
@@ -466,7 +479,7 @@ mod tests {
         );
 
         tracker.queued("n");
-        tracker.parts("n", 2);
+        tracker.assigned("n", "c", 2, true);
         tracker.submitted("n", "b1");
         tracker.submitted("n", "b2");
         tracker.receipt(&Receipt {
@@ -528,7 +541,14 @@ mod tests {
         waiting.queued("b");
         waiting.queued("c");
         waiting.submitted("b", "2");
-        assert_eq!(waiting.sweep(), 2);
+        // A message that went to a carrier not asked for receipts is final on acceptance.
+        waiting.queued("d");
+        waiting.assigned("d", "quiet", 1, false);
+        waiting.submitted("d", "3");
+        let quiet = waiting.get("d").expect("kept");
+        assert_eq!(quiet.carrier.as_deref(), Some("quiet"));
+        assert!(quiet.done_at.is_some(), "{quiet:?}");
+        assert_eq!(waiting.sweep(), 3);
         let record = waiting.get("b").expect("kept");
         assert_eq!(record.state.as_str(), "unknown");
         assert!(

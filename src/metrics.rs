@@ -18,6 +18,10 @@ pub const WEBHOOKS_TOTAL: &str = "otpgate_webhooks_total";
 pub const SMS_RECEIPT_LATENCY_SECONDS: &str = "otpgate_sms_receipt_latency_seconds";
 pub const SMPP_SESSIONS_BOUND: &str = "otpgate_smpp_sessions_bound";
 pub const SMPP_BIND_FAILURES_TOTAL: &str = "otpgate_smpp_bind_failures_total";
+pub const CARRIER_AVAILABLE: &str = "otpgate_carrier_available";
+pub const CARRIER_BREAKER_STATE: &str = "otpgate_carrier_breaker_state";
+pub const CARRIER_BREAKER_TRIPS_TOTAL: &str = "otpgate_carrier_breaker_trips_total";
+pub const SMS_FAILOVERS_TOTAL: &str = "otpgate_sms_failovers_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "otpgate_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "otpgate_http_request_duration_seconds";
 
@@ -28,6 +32,8 @@ pub const LABEL_ROUTE: &str = "route";
 pub const LABEL_STATUS: &str = "status";
 pub const LABEL_STATE: &str = "state";
 pub const LABEL_REASON: &str = "reason";
+pub const LABEL_FROM: &str = "from";
+pub const LABEL_TO: &str = "to";
 
 /// Latency buckets in seconds, from sub-millisecond loopback to a slow carrier.
 const DURATION_BUCKETS: [f64; 12] = [
@@ -113,6 +119,22 @@ fn describe() {
     describe_counter!(
         SMPP_BIND_FAILURES_TOTAL,
         "Failed connects or binds by carrier."
+    );
+    describe_gauge!(
+        CARRIER_AVAILABLE,
+        "1 while a carrier takes new traffic (a session bound and its breaker not open)."
+    );
+    describe_gauge!(
+        CARRIER_BREAKER_STATE,
+        "A carrier's circuit breaker: 0 closed, 1 open, 2 half-open (on trial)."
+    );
+    describe_counter!(
+        CARRIER_BREAKER_TRIPS_TOTAL,
+        "Times a carrier's breaker opened after failures in a row."
+    );
+    describe_counter!(
+        SMS_FAILOVERS_TOTAL,
+        "Messages sent to another carrier than their first route because it was unavailable, by from and to."
     );
     describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route and status.");
     describe_histogram!(

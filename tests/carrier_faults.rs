@@ -5,27 +5,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Daemon, Options, SMS_KEY, Sim};
+use common::{Daemon, Options, Sim};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// Sends `count` SMS to distinct numbers; returns their ids.
-async fn send_many(daemon: &Daemon, count: usize, prefix: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    for n in 0..count {
-        let (status, body) = daemon
-            .post_with(
-                SMS_KEY,
-                "/v1/sms",
-                json!({ "to": format!("{prefix}{n:04}"), "text": format!("message {n}") }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        ids.push(body["id"].as_str().expect("id").to_owned());
-    }
-    ids
-}
-
 /// Every message's final state, counted.
 async fn final_states(daemon: &Daemon, ids: &[String]) -> BTreeMap<String, usize> {
     let mut states = BTreeMap::new();
@@ -53,7 +37,7 @@ async fn throttled_and_temporary_refusals_are_retried_until_delivered() {
     let daemon = Daemon::start_bound(options(&sim, "")).await;
     sim.put_faults(json!({ "max_submits_per_second": 25, "queue_full_percent": 10 }))
         .await;
-    let ids = send_many(&daemon, 60, "+3161000").await;
+    let ids = daemon.send_many(60, "+3161000").await;
     let states = final_states(&daemon, &ids).await;
     assert_eq!(states, BTreeMap::from([("delivered".to_owned(), 60)]));
     // Refused submits were resent, never lost: the SMSC accepted each message exactly once.
@@ -67,7 +51,7 @@ async fn permanent_errors_fail_their_message_and_only_it() {
     let daemon = Daemon::start_bound(options(&sim, "")).await;
     sim.put_faults(json!({ "error_percent": 30, "error_status": "ESME_RSUBMITFAIL" }))
         .await;
-    let ids = send_many(&daemon, 60, "+3161001").await;
+    let ids = daemon.send_many(60, "+3161001").await;
     let states = final_states(&daemon, &ids).await;
     let delivered = states.get("delivered").copied().unwrap_or(0);
     let failed = states.get("failed:ESME_RSUBMITFAIL").copied().unwrap_or(0);
@@ -87,7 +71,7 @@ async fn a_link_dropped_mid_window_loses_nothing() {
     let daemon = Daemon::start_bound(options(&sim, "")).await;
     // Every session dies after answering 30 PDUs; the window keeps 20 in flight.
     sim.put_faults(json!({ "drop_after_pdus": 30 })).await;
-    let ids = send_many(&daemon, 100, "+3161002").await;
+    let ids = daemon.send_many(100, "+3161002").await;
     let states = final_states(&daemon, &ids).await;
     assert_eq!(states, BTreeMap::from([("delivered".to_owned(), 100)]));
     let stats = sim.stats_now();
@@ -117,7 +101,7 @@ async fn a_hung_smsc_times_responses_out_and_the_messages_still_go() {
     let sim = Sim::start().await;
     let daemon = Daemon::start_bound(options(&sim, "enquire_link_interval_ms = 200")).await;
     sim.put_faults(json!({ "hang_seconds": 1.5 })).await;
-    let ids = send_many(&daemon, 10, "+3161003").await;
+    let ids = daemon.send_many(10, "+3161003").await;
     let states = final_states(&daemon, &ids).await;
     assert_eq!(states, BTreeMap::from([("delivered".to_owned(), 10)]));
     daemon.stop().await;
@@ -129,7 +113,7 @@ async fn refused_binds_hold_messages_until_the_smsc_accepts_again() {
     sim.put_faults(json!({ "refuse_binds": "ESME_RBINDFAIL" }))
         .await;
     let daemon = Daemon::start(options(&sim, "")).await;
-    let ids = send_many(&daemon, 5, "+3161004").await;
+    let ids = daemon.send_many(5, "+3161004").await;
     assert_eq!(
         daemon.get_text("/readyz").await.0,
         StatusCode::SERVICE_UNAVAILABLE
@@ -175,7 +159,7 @@ submit_status = "ESME_RINVDSTADR"
         ("5", "unknown"),
         ("6", "failed:ESME_RINVDSTADR"),
     ] {
-        let ids = send_many(&daemon, 3, &format!("+316100500{digit}")).await;
+        let ids = daemon.send_many(3, &format!("+316100500{digit}")).await;
         let states = final_states(&daemon, &ids).await;
         expected.insert(state, states);
     }

@@ -28,7 +28,10 @@ fn every_shipped_config_parses() {
         checked.push(name);
     }
     checked.sort();
-    assert_eq!(checked, ["otpgate.toml", "smsc-sim.toml"]);
+    assert_eq!(
+        checked,
+        ["otpgate-two-carriers.toml", "otpgate.toml", "smsc-sim.toml"]
+    );
 }
 
 #[test]
@@ -38,11 +41,11 @@ fn the_development_config_points_at_the_shipped_simulator() {
     assert_eq!(daemon.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(sim.smpp.listen.to_string(), "127.0.0.1:2775");
     assert_eq!(sim.http.listen.to_string(), "127.0.0.1:8025");
-    assert_eq!(daemon.carrier.port, sim.smpp.listen.port());
+    assert_eq!(daemon.carriers[0].port, sim.smpp.listen.port());
     let account = sim
-        .account(&daemon.carrier.system_id)
+        .account(&daemon.carriers[0].system_id)
         .expect("the daemon's account exists");
-    assert_eq!(account.password, daemon.carrier.password.expose());
+    assert_eq!(account.password, daemon.carriers[0].password.expose());
     assert!(daemon.api_keys.iter().any(|k| k.expose() == "dev-only-key"));
 }
 

@@ -5,25 +5,9 @@ mod common;
 #[path = "../simulator/tests/common/promtool.rs"]
 mod promtool;
 
-use common::{Daemon, Options, Sim, wrong_code};
+use common::{Daemon, Options, Sim, sample, wrong_code};
 use otpgate::metrics as m;
 use reqwest::StatusCode;
-
-/// The value of the sample `name{labels}` whose labels include every pair in `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            let wanted = labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            (metric == name && wanted)
-                .then(|| value.parse().ok())
-                .flatten()
-        })
-}
 
 #[tokio::test]
 async fn metrics_pass_promtool_and_count_what_happened() {

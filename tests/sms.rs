@@ -182,12 +182,14 @@ async fn bad_sms_requests_are_refused_precisely() {
 }
 
 #[tokio::test]
-async fn segments_are_paced_to_the_carrier_rate() {
+async fn segments_are_paced_to_the_carrier_rate_across_its_sessions() {
     let sim = Sim::start().await;
     let mut options = Options::new(sim.smpp);
-    // 10 segments per second (governor lets the first 10 through at once).
-    options.carrier_extra = "max_messages_per_second = 10".into();
-    let daemon = Daemon::start_bound(options).await;
+    // 10 segments per second (governor lets the first 10 through at once), shared by the
+    // carrier's three sessions: three pacers of 10 would let these through in well under 1 s.
+    options.carrier_extra = "max_messages_per_second = 10\nbinds = 3".into();
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(3).await;
     let started = Instant::now();
     for n in 0..8 {
         let text = "x".repeat(400); // 3 parts each: 24 segments

@@ -1,12 +1,13 @@
 //! The PDUs the daemon originates, built from configuration and an outbound SMS.
 
-use rusmpp::pdus::{BindTransceiver, SubmitSm};
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, SubmitSm};
 use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
 use rusmpp::types::{AnyOctetString, COctetString, OctetString};
 use rusmpp::values::{
     DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, RegisteredDelivery, ServiceType,
     Ton,
 };
+use rusmpp::{CommandId, Pdu};
 use smpp_wire::segment::{self, Concatenation};
 
 use super::OutboundSms;
@@ -34,20 +35,61 @@ fn c_string<const MIN: usize, const MAX: usize>(
         })
 }
 
-/// bind_transceiver from the carrier's credentials.
-pub fn bind_transceiver(config: &CarrierConfig) -> Result<BindTransceiver, PduError> {
-    Ok(BindTransceiver::builder()
-        .system_id(c_string("system_id", &config.system_id)?)
-        .password(c_string("password", config.password.expose())?)
-        .system_type(c_string("system_type", &config.system_type)?)
-        .interface_version(match config.interface_version {
-            config::InterfaceVersion::V34 => InterfaceVersion::Smpp3_4,
-            config::InterfaceVersion::V50 => InterfaceVersion::Smpp5_0,
-        })
-        .addr_ton(Ton::Unknown)
-        .addr_npi(Npi::Unknown)
-        .address_range(COctetString::empty())
-        .build())
+/// The bind a session sends: transceiver, transmitter or receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindKind {
+    Transceiver,
+    Transmitter,
+    Receiver,
+}
+
+impl BindKind {
+    /// The command_id of the bind's response.
+    pub fn response_id(self) -> CommandId {
+        match self {
+            BindKind::Transceiver => CommandId::BindTransceiverResp,
+            BindKind::Transmitter => CommandId::BindTransmitterResp,
+            BindKind::Receiver => CommandId::BindReceiverResp,
+        }
+    }
+
+    /// Whether the session submits (a receiver only takes deliver_sm).
+    pub fn submits(self) -> bool {
+        self != BindKind::Receiver
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindKind::Transceiver => "trx",
+            BindKind::Transmitter => "tx",
+            BindKind::Receiver => "rx",
+        }
+    }
+}
+
+/// A bind of `kind` from the carrier's credentials and address range.
+pub fn bind(config: &CarrierConfig, kind: BindKind) -> Result<Pdu, PduError> {
+    let system_id = c_string("system_id", &config.system_id)?;
+    let password = c_string("password", config.password.expose())?;
+    let system_type = c_string("system_type", &config.system_type)?;
+    let version = match config.interface_version {
+        config::InterfaceVersion::V34 => InterfaceVersion::Smpp3_4,
+        config::InterfaceVersion::V50 => InterfaceVersion::Smpp5_0,
+    };
+    let ton = Ton::from(config.address_range_ton);
+    let npi = Npi::from(config.address_range_npi);
+    let range = c_string("address_range", &config.address_range)?;
+    Ok(match kind {
+        BindKind::Transceiver => {
+            BindTransceiver::new(system_id, password, system_type, version, ton, npi, range).into()
+        }
+        BindKind::Transmitter => {
+            BindTransmitter::new(system_id, password, system_type, version, ton, npi, range).into()
+        }
+        BindKind::Receiver => {
+            BindReceiver::new(system_id, password, system_type, version, ton, npi, range).into()
+        }
+    })
 }
 
 /// One submit_sm per part of `sms`: international destination (TON 1, NPI 1, digits without

@@ -1,25 +1,26 @@
-//! The SMPP transceiver session: one task owns the socket, binds, writes submit_sm within a window,
-//! matches responses by sequence_number, keeps the link alive, reconnects, and unbinds on drain.
+//! One SMPP session (a transceiver, transmitter or receiver bind): one task owns the socket,
+//! binds, writes submit_sm within a window, matches responses by sequence_number, keeps the link
+//! alive, reconnects, and unbinds on drain. What it cannot finish it hands back to its carrier,
+//! where another session, or another carrier, takes it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use rusmpp::pdus::{DeliverSmResp, SubmitSm};
+use rusmpp::pdus::DeliverSmResp;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use smpp_wire::status::status_name;
 use smpp_wire::{Frame, FrameCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
-use super::pdu;
-use super::tls::TlsClient;
-use super::{CarrierStop, OutboundSms};
+use super::pdu::{self, BindKind};
+use super::{CarrierShared, CarrierStop, OutboundPart, OutboundSms, RouterInner};
 use crate::config::CarrierConfig;
 use crate::delivery::{DeliveryState, DeliveryTracker};
 use crate::metrics as m;
@@ -72,14 +73,6 @@ enum BindError {
     Config(#[from] pdu::PduError),
 }
 
-/// A submit_sm written and not yet answered.
-/// One submit_sm's worth of a message: what the window, the retry buffer and the in-flight map
-/// hold, so a part the SMSC accepted is never sent again when a later one must be.
-struct OutboundPart {
-    sms: Arc<OutboundSms>,
-    body: SubmitSm,
-}
-
 struct InFlight {
     part: OutboundPart,
     written_at: Instant,
@@ -107,195 +100,239 @@ fn is_temporary(status: CommandStatus) -> bool {
     )
 }
 
+/// The SMSC asks us to slow down (not a failure of the carrier): the same session resends the
+/// same part after a pause, keeping its order.
+fn is_throttle(status: CommandStatus) -> bool {
+    matches!(
+        status,
+        CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful
+    )
+}
+
 /// How long a session pauses writes after the SMSC says it is throttled or full.
 const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 
-pub(super) struct Carrier {
-    config: CarrierConfig,
-    queue: mpsc::Receiver<OutboundSms>,
-    /// Messages taken from the queue that must go first: in flight when a link dropped, or
-    /// refused as throttled. At-least-once: a message may reach the SMSC twice, never zero times.
+pub(super) struct Session {
+    shared: Arc<CarrierShared>,
+    kind: BindKind,
+    /// `carrier#n/kind`, for logs.
+    label: String,
+    router: Weak<RouterInner>,
+    /// This session's own parts, in order: split from a message it took, or refused as
+    /// throttled (resent here after a pause). Handed back to the carrier when the link drops.
     retry: VecDeque<OutboundPart>,
-    /// Concatenation reference of the next multipart message.
-    reference: u16,
-    /// TLS to the SMSC, if configured.
-    tls: Option<TlsClient>,
-    /// Segments per second for this carrier, if limited.
-    throughput: Option<governor::DefaultDirectRateLimiter>,
-    queue_done: bool,
-    bound: watch::Sender<bool>,
     stop: CarrierStop,
-    metrics: SessionMetrics,
     deliveries: DeliveryTracker,
 }
 
-/// Metric handles resolved once: the per-message path then allocates no label strings.
-struct SessionMetrics {
-    carrier: String,
-    submitted_ok: metrics::Counter,
-    submit_duration: metrics::Histogram,
-    queue_depth: metrics::Gauge,
-    bound: metrics::Gauge,
-    bind_failures: metrics::Counter,
-    receipt_latency: metrics::Histogram,
-}
-
-impl SessionMetrics {
-    fn new(carrier: &str) -> Self {
-        let label = || carrier.to_owned();
-        Self {
-            carrier: carrier.to_owned(),
-            submitted_ok: metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => label(), m::LABEL_RESULT => "ok"),
-            submit_duration: metrics::histogram!(m::SMS_SUBMIT_DURATION_SECONDS, m::LABEL_CARRIER => label()),
-            queue_depth: metrics::gauge!(m::SMS_QUEUE_DEPTH, m::LABEL_CARRIER => label()),
-            bound: metrics::gauge!(m::SMPP_SESSIONS_BOUND, m::LABEL_CARRIER => label()),
-            bind_failures: metrics::counter!(m::SMPP_BIND_FAILURES_TOTAL, m::LABEL_CARRIER => label()),
-            receipt_latency: metrics::histogram!(m::SMS_RECEIPT_LATENCY_SECONDS, m::LABEL_CARRIER => label()),
-        }
-    }
-
-    /// Counts one final submit outcome.
-    fn submitted(&self, result: &str) {
-        if result == "ok" {
-            self.submitted_ok.increment(1);
-        } else {
-            metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => self.carrier.clone(), m::LABEL_RESULT => result.to_owned())
-                .increment(1);
-        }
-    }
-}
-
-impl Carrier {
+impl Session {
     pub(super) fn new(
-        config: CarrierConfig,
-        queue: mpsc::Receiver<OutboundSms>,
-        bound: watch::Sender<bool>,
+        shared: Arc<CarrierShared>,
+        kind: BindKind,
+        number: usize,
+        router: Weak<RouterInner>,
         stop: CarrierStop,
         deliveries: DeliveryTracker,
-        tls: Option<TlsClient>,
     ) -> Self {
-        let throughput = config
-            .max_messages_per_second
-            .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate)));
         Self {
-            metrics: SessionMetrics::new(&config.name),
-            config,
-            queue,
+            label: format!("{}#{number}/{}", shared.config.name, kind.as_str()),
+            shared,
+            kind,
+            router,
             retry: VecDeque::new(),
-            reference: 0,
-            throughput,
-            tls,
-            queue_done: false,
-            bound,
             stop,
             deliveries,
         }
     }
 
-    fn nothing_left(&self) -> bool {
-        self.retry.is_empty()
-            && (self.queue_done || (self.queue.is_closed() && self.queue.is_empty()))
+    fn config(&self) -> &CarrierConfig {
+        &self.shared.config
     }
 
-    fn set_bound(&self, bound: bool) {
-        self.bound.send_replace(bound);
-        self.metrics.bound.set(if bound { 1.0 } else { 0.0 });
+    /// Whether this session may end its drain: nothing of its own or its carrier's is left, and a
+    /// receiver also waits until the carrier's submitting sessions are gone.
+    fn drained(&self) -> bool {
+        self.retry.is_empty()
+            && self.shared.nothing_left()
+            && (self.kind.submits() || self.shared.running_senders.load(Ordering::Acquire) == 0)
+    }
+
+    /// Counts a submit outcome.
+    fn record(&self, result: &str) {
+        if result == "ok" {
+            self.shared.metrics.submitted_ok.increment(1);
+        } else {
+            metrics::counter!(m::SMS_SUBMITTED_TOTAL, m::LABEL_CARRIER => self.config().name.clone(), m::LABEL_RESULT => result.to_owned())
+                .increment(1);
+        }
     }
 
     /// Counts parts written again after an unanswered write: possible duplicates.
     fn resubmitted(&self, reason: &'static str, count: usize) {
-        metrics::counter!(m::SMS_RESUBMITTED_TOTAL, m::LABEL_CARRIER => self.config.name.clone(), m::LABEL_REASON => reason)
+        metrics::counter!(m::SMS_RESUBMITTED_TOTAL, m::LABEL_CARRIER => self.config().name.clone(), m::LABEL_REASON => reason)
             .increment(count as u64);
-    }
-
-    fn record(&self, result: &str) {
-        self.metrics.submitted(result);
     }
 
     /// Runs until drained or aborted: connect, bind, serve, and on failure back off and retry.
     pub(super) async fn run(mut self) {
-        let mut backoff = Backoff::new(self.config.reconnect_initial, self.config.reconnect_max);
-        loop {
+        let mut backoff =
+            Backoff::new(self.config().reconnect_initial, self.config().reconnect_max);
+        'session: loop {
             if self.stop.drain.is_cancelled() {
-                self.queue.close();
+                self.shared.close_queue();
             }
-            if self.stop.abort.is_cancelled()
-                || (self.stop.drain.is_cancelled() && self.nothing_left())
+            if self.stop.abort.is_cancelled() || (self.stop.drain.is_cancelled() && self.drained())
             {
                 break;
             }
             match self.connect_and_bind().await {
                 Ok(link) => {
                     backoff.reset();
-                    info!(carrier = %self.config.name, host = %self.config.host, port = self.config.port, "SMPP session bound");
-                    self.set_bound(true);
+                    info!(session = %self.label, host = %self.config().host, port = self.config().port, "SMPP session bound");
+                    self.shared.session_bound(self.kind, true);
                     let end = self.serve(link).await;
-                    self.set_bound(false);
+                    self.shared.session_bound(self.kind, false);
                     match end {
                         SessionEnd::Drained => {
-                            info!(carrier = %self.config.name, "queue drained, session unbound");
+                            info!(session = %self.label, "queue drained, session unbound");
                             break;
                         }
                         SessionEnd::Aborted => break,
                         SessionEnd::Lost(reason) => {
-                            warn!(carrier = %self.config.name, %reason, requeued = self.retry.len(), "SMPP session lost")
+                            warn!(session = %self.label, %reason, "SMPP session lost; its unanswered parts were handed back")
                         }
                     }
                 }
                 Err(err) => {
-                    self.metrics.bind_failures.increment(1);
-                    warn!(carrier = %self.config.name, %err, "SMPP connect or bind failed");
+                    self.shared.metrics.bind_failures.increment(1);
+                    // While another session of the carrier is bound, the carrier works.
+                    if self.kind.submits() && self.shared.senders.load(Ordering::Acquire) == 0 {
+                        self.shared.failure(Instant::now(), "bind failed");
+                    }
+                    warn!(session = %self.label, %err, "SMPP connect or bind failed");
                 }
             }
-            let delay = backoff.next_delay(jitter_seed());
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.stop.abort.cancelled() => break,
-                _ = self.stop.drain.cancelled(), if !self.queue.is_closed() => {}
+            // Wait out the backoff; meanwhile move queued messages to carriers that can send.
+            let until = Instant::now() + backoff.next_delay(jitter_seed());
+            loop {
+                self.rescue();
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                let nap = (until - now).min(Duration::from_secs(1));
+                tokio::select! {
+                    _ = tokio::time::sleep(nap) => {}
+                    _ = self.stop.abort.cancelled() => break 'session,
+                    _ = self.stop.drain.cancelled(), if !self.stop.drain.is_cancelled() => {
+                        self.shared.close_queue();
+                    }
+                }
+                if self.stop.drain.is_cancelled() && self.drained() {
+                    break 'session;
+                }
             }
         }
-        let left = self.retry.len() + self.queue.len();
-        if left > 0 {
-            warn!(carrier = %self.config.name, messages = left, "carrier stopped with messages unsent");
+        if self.kind.submits() {
+            self.shared.running_senders.fetch_sub(1, Ordering::AcqRel);
+            let left = self.retry.len();
+            self.shared.hand_back_first(self.retry.drain(..).collect());
+            if self.stop.abort.is_cancelled() && (left > 0 || !self.shared.nothing_left()) {
+                warn!(session = %self.label, "session stopped with messages unsent");
+            }
+        }
+    }
+
+    /// While this carrier cannot send (no submitting session bound, or its breaker open), moves
+    /// what waits for it to other routes.
+    fn rescue(&mut self) {
+        let now = Instant::now();
+        self.shared.refresh_gauges(now);
+        if self.kind.submits() && !self.shared.available(now) {
+            self.move_elsewhere();
+        }
+    }
+
+    /// Moves whole messages waiting for this carrier to another route that can send now; what
+    /// has nowhere to go (or had a part accepted here already) stays.
+    fn move_elsewhere(&mut self) {
+        let Some(router) = self.router.upgrade() else {
+            return;
+        };
+        let from = self.shared.index;
+        // Parts handed back, of messages none of whose parts the SMSC accepted.
+        {
+            let mut lanes = self.shared.lanes();
+            let parts = std::mem::take(&mut lanes.parts);
+            let mut waiting: HashMap<*const OutboundSms, usize> = HashMap::new();
+            for part in &parts {
+                *waiting.entry(Arc::as_ptr(&part.sms)).or_default() += 1;
+            }
+            let mut moved: Vec<*const OutboundSms> = Vec::new();
+            let mut nowhere = false;
+            for part in parts {
+                let key = Arc::as_ptr(&part.sms);
+                if moved.contains(&key) {
+                    continue;
+                }
+                if !nowhere && waiting.get(&key) == Some(&part.of) {
+                    match router.reroute((*part.sms).clone(), from) {
+                        Ok(()) => {
+                            moved.push(key);
+                            continue;
+                        }
+                        Err(_) => nowhere = true,
+                    }
+                }
+                lanes.parts.push_back(part);
+            }
+            if nowhere {
+                return;
+            }
+        }
+        while let Some(sms) = self.shared.try_take_message() {
+            if let Err(sms) = router.reroute(sms, from) {
+                self.shared.lanes().messages.push_front(sms);
+                break;
+            }
         }
     }
 
     async fn connect_and_bind(&mut self) -> Result<Link, BindError> {
-        let address = (self.config.host.as_str(), self.config.port);
-        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(address))
+        let config = self.config();
+        let address = (config.host.as_str(), config.port);
+        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(address))
             .await
             .map_err(|_| BindError::ConnectTimeout)?
             .map_err(BindError::Connect)?;
         // Without TCP_NODELAY small PDUs wait ~40 ms on Nagle + delayed ACK.
         stream.set_nodelay(true).map_err(BindError::Connect)?;
-        let stream: Box<dyn Io> = match &self.tls {
+        let stream: Box<dyn Io> = match &self.shared.tls {
             None => Box::new(stream),
             Some(tls) => {
                 let handshake = tls.connector.connect(tls.server_name.clone(), stream);
-                let stream = tokio::time::timeout(self.config.connect_timeout, handshake)
+                let stream = tokio::time::timeout(config.connect_timeout, handshake)
                     .await
                     .map_err(|_| BindError::ConnectTimeout)?
                     .map_err(|err| BindError::Tls(err.to_string()))?;
                 Box::new(stream)
             }
         };
-        let mut link = Framed::new(stream, FrameCodec::new(self.config.max_pdu_length));
-        let bind = Command::new(
-            CommandStatus::EsmeRok,
-            1,
-            pdu::bind_transceiver(&self.config)?,
-        );
+        let mut link = Framed::new(stream, FrameCodec::new(config.max_pdu_length));
+        let bind = Command::new(CommandStatus::EsmeRok, 1, pdu::bind(config, self.kind)?);
         link.send(&bind)
             .await
             .map_err(|err| BindError::Link(err.to_string()))?;
+        let expected = self.kind.response_id();
+        let label = &self.label;
         let answer = async {
             loop {
                 match link.next().await {
                     None => return Err(BindError::Closed),
                     Some(Err(err)) => return Err(BindError::Link(err.to_string())),
                     Some(Ok(Frame::Command(command))) => match command.id() {
-                        CommandId::BindTransceiverResp | CommandId::GenericNack
-                            if command.sequence_number() == 1 =>
+                        id if (id == expected || id == CommandId::GenericNack)
+                            && command.sequence_number() == 1 =>
                         {
                             return if command.status() == CommandStatus::EsmeRok {
                                 Ok(())
@@ -315,7 +352,7 @@ impl Carrier {
                                 .map_err(|err| BindError::Link(err.to_string()))?;
                         }
                         _ => {
-                            debug!(carrier = %self.config.name, id = ?command.id(), "PDU ignored while binding")
+                            debug!(session = %label, id = ?command.id(), "PDU ignored while binding")
                         }
                     },
                     Some(Ok(Frame::Malformed { .. })) => {
@@ -324,60 +361,62 @@ impl Carrier {
                 }
             }
         };
-        tokio::time::timeout(self.config.bind_timeout, answer)
+        tokio::time::timeout(config.bind_timeout, answer)
             .await
             .map_err(|_| BindError::BindTimeout)??;
         Ok(link)
     }
 
-    /// Takes the next part to write: retries first, then the queue (split into parts) without
-    /// waiting.
+    /// Takes the next part to write without waiting: this session's own first, then parts
+    /// handed back to the carrier, then its queue, split into parts. While the carrier's breaker
+    /// is open, whatever another route can take moves there first; the rest is still sent here.
     fn next_ready(&mut self) -> Option<OutboundPart> {
+        if !self.kind.submits() {
+            return None;
+        }
         loop {
             if let Some(part) = self.retry.pop_front() {
                 return Some(part);
             }
-            if self.queue_done {
-                return None;
+            if !self.shared.accepting(Instant::now()) {
+                self.move_elsewhere();
             }
-            match self.queue.try_recv() {
-                Ok(sms) => {
-                    self.dequeued();
-                    self.expand(sms);
-                }
-                Err(mpsc::error::TryRecvError::Empty) => return None,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    self.queue_done = true;
-                    return None;
-                }
+            if let Some(part) = self.shared.take_part() {
+                return Some(part);
             }
+            let sms = self.shared.try_take_message()?;
+            self.expand(sms);
         }
     }
 
-    /// Splits a message into its parts, at the back of the retry buffer; one that cannot be
-    /// encoded ends here.
+    /// Splits a message into its parts, at the back of this session's own list; one that
+    /// cannot be encoded ends here.
     fn expand(&mut self, sms: OutboundSms) {
-        self.reference = self.reference.wrapping_add(1);
-        match pdu::submit_parts(&self.config, &sms, self.reference) {
+        let reference = self.shared.next_reference();
+        match pdu::submit_parts(self.config(), &sms, reference) {
             Ok(bodies) => {
-                self.deliveries.parts(&sms.id, bodies.len());
+                let of = bodies.len();
+                self.deliveries.assigned(
+                    &sms.id,
+                    &self.config().name,
+                    of,
+                    self.shared.receipts_expected,
+                );
                 let sms = Arc::new(sms);
                 self.retry
                     .extend(bodies.into_iter().map(|body| OutboundPart {
                         sms: sms.clone(),
                         body,
+                        of,
                     }));
             }
             Err(err) => {
                 self.record("invalid");
                 self.deliveries
                     .ended(&sms.id, DeliveryState::Failed, Some(err.to_string()));
-                warn!(carrier = %self.config.name, to = %sms.to.masked(), %err, "message cannot be encoded");
+                warn!(session = %self.label, to = %sms.to.masked(), %err, "message cannot be encoded");
             }
         }
-    }
-    fn dequeued(&self) {
-        self.metrics.queue_depth.decrement(1.0);
     }
 
     /// Feeds one part into the link buffer (no flush).
@@ -393,11 +432,11 @@ impl Carrier {
             self.record("expired");
             self.deliveries
                 .ended(&part.sms.id, DeliveryState::Expired, None);
-            debug!(carrier = %self.config.name, to = %part.sms.to.masked(), "code expired before it could be sent");
+            debug!(session = %self.label, to = %part.sms.to.masked(), "code expired before it could be sent");
             return Fed::Dropped;
         }
-        if let Some(limiter) = &self.throughput {
-            if let Err(not_until) = limiter.check() {
+        if let Some(pacer) = &self.shared.pacer {
+            if let Err(not_until) = pacer.check() {
                 // Over the carrier's rate: this part waits, in its place, for the next slot.
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(
                     &governor::clock::DefaultClock::default(),
@@ -421,6 +460,7 @@ impl Carrier {
         );
         Fed::Written
     }
+
     /// Serves a bound link until it ends.
     async fn serve(&mut self, mut link: Link) -> SessionEnd {
         let mut sequence = Sequence(1);
@@ -429,18 +469,19 @@ impl Carrier {
         let mut last_read = Instant::now();
         let mut paused_until: Option<Instant> = None;
         let tick_every = (self
-            .config
+            .config()
             .enquire_link_interval
-            .min(self.config.response_timeout)
+            .min(self.config().response_timeout)
             / 4)
         .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticker = tokio::time::interval(tick_every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let window = self.config.window;
+        let window = self.config().window;
+        let shared = self.shared.clone();
 
         let end = loop {
-            if self.stop.drain.is_cancelled() && !self.queue.is_closed() {
-                self.queue.close();
+            if self.stop.drain.is_cancelled() {
+                shared.close_queue();
             }
             // Fill the window from what is ready, then flush once: one syscall for a batch.
             let writable = paused_until.is_none_or(|until| Instant::now() >= until);
@@ -475,12 +516,13 @@ impl Carrier {
                     }
                 }
             }
-            if self.stop.drain.is_cancelled() && in_flight.is_empty() && self.nothing_left() {
+            if self.stop.drain.is_cancelled() && in_flight.is_empty() && self.drained() {
                 self.unbind(&mut link, &mut sequence).await;
                 break SessionEnd::Drained;
             }
 
-            let can_take = writable && in_flight.len() < window && !self.queue_done;
+            let can_take = self.kind.submits() && writable && in_flight.len() < window;
+            let can_take_queue = can_take && shared.accepting(Instant::now());
             tokio::select! {
                 frame = link.next() => {
                     last_read = Instant::now();
@@ -488,7 +530,7 @@ impl Carrier {
                         None => break SessionEnd::Lost("connection closed by the SMSC".into()),
                         Some(Err(err)) => break SessionEnd::Lost(format!("read failed: {err}")),
                         Some(Ok(Frame::Malformed { command_id, sequence_number, nack_status, error })) => {
-                            warn!(carrier = %self.config.name, ?command_id, %error, "malformed PDU from the SMSC answered with generic_nack");
+                            warn!(session = %self.label, ?command_id, %error, "malformed PDU from the SMSC answered with generic_nack");
                             let nack = Command::new(nack_status, sequence_number, Pdu::GenericNack);
                             if let Err(err) = link.send(&nack).await {
                                 break SessionEnd::Lost(format!("write failed: {err}"));
@@ -502,22 +544,23 @@ impl Carrier {
                         }
                     }
                 }
-                sms = self.queue.recv(), if can_take => match sms {
-                    Some(sms) => {
-                        // The loop head writes its parts, fills the window and flushes.
-                        self.dequeued();
+                // The loop head writes its parts, fills the window and flushes.
+                batch = shared.recv_batch(window.saturating_sub(in_flight.len())), if can_take_queue => {
+                    for sms in batch {
                         self.expand(sms);
                     }
-                    None => self.queue_done = true,
-                },
+                }
+                // Work handed back by another session of this carrier.
+                _ = shared.lanes_ready.notified(), if can_take => {}
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     self.expire_responses(&mut in_flight, now);
+                    self.rescue();
                     if let Some((_, sent)) = enquire_outstanding {
-                        if now.duration_since(sent) >= self.config.enquire_link_timeout {
+                        if now.duration_since(sent) >= self.config().enquire_link_timeout {
                             break SessionEnd::Lost("enquire_link unanswered".into());
                         }
-                    } else if now.duration_since(last_read) >= self.config.enquire_link_interval {
+                    } else if now.duration_since(last_read) >= self.config().enquire_link_interval {
                         let seq = sequence.next();
                         if let Err(err) = link.send(&Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await {
                             break SessionEnd::Lost(format!("write failed: {err}"));
@@ -525,20 +568,21 @@ impl Carrier {
                         enquire_outstanding = Some((seq, now));
                     }
                 }
-                _ = self.stop.drain.cancelled(), if !self.queue.is_closed() => {}
+                // Wakes the loop head once, to close the queue and check whether all is sent.
+                _ = self.stop.drain.cancelled(), if !self.stop.drain.is_cancelled() => {}
                 _ = self.stop.abort.cancelled() => break SessionEnd::Aborted,
             }
         };
-        // Whatever was written and not answered goes first on the next link.
-        // They may have reached the SMSC: each resend is a possible duplicate (at-least-once).
+        // Whatever was written and not answered goes first, to any session of this carrier,
+        // then this session's own parts. Each resend is a possible duplicate (at-least-once).
         let mut unanswered: Vec<(u32, InFlight)> = in_flight.drain().collect();
-        unanswered.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        unanswered.sort_by_key(|(seq, _)| *seq);
         if !unanswered.is_empty() {
             self.resubmitted("link_lost", unanswered.len());
         }
-        for (_, flight) in unanswered {
-            self.retry.push_front(flight.part);
-        }
+        let mut handed: Vec<OutboundPart> = unanswered.into_iter().map(|(_, f)| f.part).collect();
+        handed.extend(self.retry.drain(..));
+        shared.hand_back_first(handed);
         end
     }
 
@@ -563,7 +607,7 @@ impl Carrier {
                         self.on_submit_result(flight, command.status(), message_id, paused_until)
                     }
                     None => {
-                        debug!(carrier = %self.config.name, seq, "response to no outstanding request")
+                        debug!(session = %self.label, seq, "response to no outstanding request")
                     }
                 }
                 None
@@ -595,13 +639,16 @@ impl Carrier {
                 let _ = link.send(&resp).await;
                 return Err("the SMSC unbound".into());
             }
-            CommandId::UnbindResp | CommandId::BindTransceiverResp => None,
+            CommandId::UnbindResp
+            | CommandId::BindTransceiverResp
+            | CommandId::BindTransmitterResp
+            | CommandId::BindReceiverResp => None,
             id if u32::from(id) & 0x8000_0000 != 0 => {
-                debug!(carrier = %self.config.name, ?id, "unexpected response ignored");
+                debug!(session = %self.label, ?id, "unexpected response ignored");
                 None
             }
             id => {
-                debug!(carrier = %self.config.name, ?id, "unsupported request answered with generic_nack");
+                debug!(session = %self.label, ?id, "unsupported request answered with generic_nack");
                 Some(Command::new(
                     CommandStatus::EsmeRinvcmdid,
                     seq,
@@ -625,20 +672,33 @@ impl Carrier {
         paused_until: &mut Option<Instant>,
     ) {
         let elapsed = flight.written_at.elapsed();
-        self.metrics.submit_duration.record(elapsed.as_secs_f64());
+        self.shared
+            .metrics
+            .submit_duration
+            .record(elapsed.as_secs_f64());
         if status == CommandStatus::EsmeRok {
             self.record("ok");
+            self.shared.success();
             self.deliveries.submitted(&flight.part.sms.id, message_id);
             return;
         }
         let name = status_name(status);
         if is_temporary(status) {
-            // Resend the same message after a pause; it keeps its place before newer ones.
-            debug!(carrier = %self.config.name, status = %name, "temporary refusal; the message will be retried");
-            *paused_until = Some(Instant::now() + THROTTLE_PAUSE);
-            self.retry.push_front(flight.part);
+            let now = Instant::now();
+            *paused_until = Some(now + THROTTLE_PAUSE);
+            if is_throttle(status) {
+                // Resend the same part here after the pause; it keeps its place before newer ones.
+                debug!(session = %self.label, status = %name, "throttled; the part will be resent after a pause");
+                self.retry.push_front(flight.part);
+            } else {
+                // A failure of the carrier: any session may retry it, or another carrier once
+                // this one's breaker opens.
+                debug!(session = %self.label, status = %name, "temporary refusal; the part will be retried");
+                self.shared.failure(now, &name);
+                self.shared.hand_back_first(vec![flight.part]);
+            }
         } else {
-            warn!(carrier = %self.config.name, to = %flight.part.sms.to.masked(), status = %name, "submit_sm refused");
+            warn!(session = %self.label, to = %flight.part.sms.to.masked(), status = %name, "submit_sm refused");
             self.deliveries.ended(
                 &flight.part.sms.id,
                 DeliveryState::Failed,
@@ -654,18 +714,21 @@ impl Carrier {
             body.short_message().as_ref(),
             body.tlvs(),
         ) else {
-            debug!(carrier = %self.config.name, "deliver_sm that is not a receipt acknowledged");
+            debug!(session = %self.label, "deliver_sm that is not a receipt acknowledged");
             return;
         };
         let matched = self.deliveries.receipt(&receipt);
         if let Some(latency) = matched {
-            self.metrics.receipt_latency.record(latency.as_secs_f64());
+            self.shared
+                .metrics
+                .receipt_latency
+                .record(latency.as_secs_f64());
         } else {
-            debug!(carrier = %self.config.name, id = %receipt.message_id, "receipt for no known message");
+            debug!(session = %self.label, id = %receipt.message_id, "receipt for no known message");
         }
         metrics::counter!(
             m::SMS_RECEIPTS_TOTAL,
-            m::LABEL_CARRIER => self.config.name.clone(),
+            m::LABEL_CARRIER => self.config().name.clone(),
             m::LABEL_STATE => receipt.state.as_str(),
             m::LABEL_RESULT => if matched.is_some() { "matched" } else { "unmatched" }
         )
@@ -673,7 +736,7 @@ impl Carrier {
     }
 
     fn expire_responses(&mut self, in_flight: &mut HashMap<u32, InFlight>, now: Instant) {
-        let timeout = self.config.response_timeout;
+        let timeout = self.config().response_timeout;
         let expired: Vec<u32> = in_flight
             .iter()
             .filter(|(_, flight)| now.duration_since(flight.written_at) >= timeout)
@@ -683,9 +746,10 @@ impl Carrier {
             if let Some(flight) = in_flight.remove(&seq) {
                 self.record("timeout");
                 self.resubmitted("response_timeout", 1);
+                self.shared.failure(now, "no submit_sm_resp in time");
                 // No answer is not a refusal: try again while the code is still valid.
                 if now < flight.part.sms.deadline {
-                    self.retry.push_back(flight.part);
+                    self.shared.hand_back_last(flight.part);
                 }
             }
         }
@@ -709,11 +773,11 @@ impl Carrier {
                 }
             }
         };
-        if tokio::time::timeout(self.config.unbind_timeout, wait)
+        if tokio::time::timeout(self.config().unbind_timeout, wait)
             .await
             .is_err()
         {
-            debug!(carrier = %self.config.name, "no unbind_resp in time; closing anyway");
+            debug!(session = %self.label, "no unbind_resp in time; closing anyway");
         }
     }
 }

@@ -14,7 +14,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::carrier::{CarrierHandle, OutboundSms};
+use crate::carrier::{Carriers, EnqueueError, OutboundSms};
 use crate::delivery::{DeliveryState, DeliveryTracker};
 use crate::otp::OtpService;
 use crate::ratelimit::RateLimits;
@@ -46,7 +46,7 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub otp: OtpService,
     pub limits: RateLimits,
-    pub carrier: CarrierHandle,
+    pub carriers: Carriers,
     pub api_keys: ApiKeys,
     pub sms_keys: ApiKeys,
     /// How long a generic SMS may wait for the carrier.
@@ -63,7 +63,8 @@ pub struct Shared {
 
 impl Shared {
     /// Opens the delivery record of `sms` (with its caller's `callback_url`) and queues it for
-    /// the carrier. A full queue ends the record as failed and tells the caller to retry.
+    /// the carrier its routes choose. A full queue ends the record as failed and tells the
+    /// caller to retry.
     pub fn enqueue_sms(
         &self,
         sms: OutboundSms,
@@ -71,14 +72,21 @@ impl Shared {
     ) -> Result<(), ApiError> {
         let id = sms.id.clone();
         self.deliveries.queued_with_callback(&id, callback_url);
-        if self.carrier.try_enqueue(sms).is_err() {
-            self.deliveries
-                .ended(&id, DeliveryState::Failed, Some("queue full".to_owned()));
-            return Err(ApiError::Unavailable(
-                "the SMS queue is full; try again later",
-            ));
+        match self.carriers.try_enqueue(sms) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let (reason, answer) = match err {
+                    EnqueueError::QueueFull => (
+                        "queue full",
+                        ApiError::Unavailable("the SMS queue is full; try again later"),
+                    ),
+                    EnqueueError::NoRoute => ("no route", ApiError::NoRoute),
+                };
+                self.deliveries
+                    .ended(&id, DeliveryState::Failed, Some(reason.to_owned()));
+                Err(answer)
+            }
         }
-        Ok(())
     }
 }
 

@@ -20,7 +20,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// Ready only while a carrier session is bound: a load balancer then sends traffic only to
 /// daemons that can deliver.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    if state.carrier.is_bound() {
+    if state.carriers.is_bound() {
         Ok(Json(
             json!({ "status": "ready", "messages_in_progress": state.deliveries.in_progress() }),
         ))

@@ -52,6 +52,9 @@ pub async fn send(
     ApiJson(request): ApiJson<SendRequest>,
 ) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
     let phone = PhoneNumber::parse(&request.phone)?;
+    if !state.carriers.serves(&phone) {
+        return Err(ApiError::NoRoute);
+    }
     if request
         .locale
         .as_deref()

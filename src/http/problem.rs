@@ -40,6 +40,9 @@ pub enum ApiError {
     InvalidPhone(#[from] PhoneError),
     #[error(transparent)]
     InvalidCode(#[from] CodeFormatError),
+    /// A valid number that no configured route serves (`[[routes]]` without a catch-all).
+    #[error("no route sends SMS to this number")]
+    NoRoute,
     #[error("locale must be a language tag such as nl or pt-BR")]
     InvalidLocale,
     #[error("from must be +digits (E.164), a short code, or up to 11 letters and digits")]
@@ -123,6 +126,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid-text",
                 "Invalid message text",
+            ),
+            ApiError::NoRoute => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no-route",
+                "No route to this number",
             ),
             ApiError::InvalidLocale => {
                 (StatusCode::BAD_REQUEST, "invalid-locale", "Invalid locale")

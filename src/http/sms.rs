@@ -72,6 +72,9 @@ pub async fn send(
     ApiJson(request): ApiJson<SmsRequest>,
 ) -> Result<(StatusCode, Json<SmsResponse>), ApiError> {
     let to = PhoneNumber::parse(&request.to)?;
+    if !state.carriers.serves(&to) {
+        return Err(ApiError::NoRoute);
+    }
     if request
         .from
         .as_deref()

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use otpgate::app::{self, Deps, Listeners};
-use otpgate::carrier::CarrierHandle;
+use otpgate::carrier::Carriers;
 use otpgate::clock::ManualClock;
 use otpgate::config::Config;
 use otpgate::otp::OsEntropy;
@@ -188,6 +188,8 @@ pub struct Options {
     pub delivery_extra: String,
     /// Lines of the [server] section.
     pub server_extra: String,
+    /// `[[carriers]]` and `[[routes]]` TOML in place of the one `[carrier]` (see `carrier_entry`).
+    pub carriers: Option<String>,
 }
 
 impl Options {
@@ -201,8 +203,32 @@ impl Options {
             limits: String::new(),
             otp_extra: String::new(),
             carrier_extra: String::new(),
+            carriers: None,
         }
     }
+}
+
+/// One `[[carriers]]` entry for the test account on `smsc`, reconnecting fast, plus `extra` lines.
+pub fn carrier_entry(name: &str, smsc: SocketAddr, extra: &str) -> String {
+    let reconnect = if extra.contains("reconnect_") {
+        ""
+    } else {
+        "reconnect_initial_ms = 20\nreconnect_max_ms = 200"
+    };
+    format!(
+        r#"
+[[carriers]]
+name = "{name}"
+host = "127.0.0.1"
+port = {port}
+system_id = "otpgate"
+password = "secret"
+source_addr = "OTPGATE"
+{reconnect}
+{extra}
+"#,
+        port = smsc.port()
+    )
 }
 
 static CARRIERS: AtomicU32 = AtomicU32::new(0);
@@ -220,6 +246,24 @@ pub fn write_daemon_config(
     listen: &str,
 ) -> std::path::PathBuf {
     std::fs::write(dir.join("secret.key"), SECRET).expect("write secret");
+    let carriers = options.carriers.clone().unwrap_or_else(|| {
+        format!(
+            r#"
+[carrier]
+name = "{carrier}"
+host = "127.0.0.1"
+port = {port}
+system_id = "otpgate"
+password = "secret"
+source_addr = "OTPGATE"
+reconnect_initial_ms = 20
+reconnect_max_ms = 200
+{carrier_extra}
+"#,
+            port = options.smsc.port(),
+            carrier_extra = options.carrier_extra,
+        )
+    });
     let text = format!(
         r#"
 [server]
@@ -234,23 +278,12 @@ secret_file = "secret.key"
 {otp_extra}
 [limits]
 {limits}
-[carrier]
-name = "{carrier}"
-host = "127.0.0.1"
-port = {port}
-system_id = "otpgate"
-password = "secret"
-source_addr = "OTPGATE"
-reconnect_initial_ms = 20
-reconnect_max_ms = 200
-{carrier_extra}
+{carriers}
 [delivery]
 {delivery_extra}
 "#,
         otp_extra = options.otp_extra,
         limits = options.limits,
-        port = options.smsc.port(),
-        carrier_extra = options.carrier_extra,
         delivery_extra = options.delivery_extra,
         shutdown = options.shutdown_timeout_seconds,
         server_extra = options.server_extra,
@@ -266,7 +299,7 @@ pub struct Daemon {
     pub metrics_url: Option<String>,
     pub carrier_name: String,
     pub clock: Arc<ManualClock>,
-    pub carrier: CarrierHandle,
+    pub carriers: Carriers,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     done: tokio::task::JoinHandle<()>,
@@ -307,7 +340,7 @@ impl Daemon {
             metrics_url,
             carrier_name,
             clock,
-            carrier: running.carrier,
+            carriers: running.carriers,
             client: reqwest::Client::new(),
             shutdown,
             done: running.done,
@@ -322,13 +355,25 @@ impl Daemon {
         daemon
     }
 
+    /// Waits (event-driven) until exactly `count` SMPP sessions are bound, over all carriers.
+    pub async fn wait_sessions(&self, count: usize) {
+        let mut watch = self.carriers.bound_watch();
+        tokio::time::timeout(PATIENCE, watch.wait_for(|sessions| *sessions == count))
+            .await
+            .unwrap_or_else(|_| panic!("never {count} sessions bound"))
+            .expect("carrier tasks alive");
+    }
+
     /// Waits (event-driven) until the carrier's bound state is `bound`.
     pub async fn wait_bound(&self, bound: bool) {
-        let mut watch = self.carrier.bound_watch();
-        tokio::time::timeout(PATIENCE, watch.wait_for(|state| *state == bound))
-            .await
-            .unwrap_or_else(|_| panic!("carrier never became bound={bound}"))
-            .expect("carrier task alive");
+        let mut watch = self.carriers.bound_watch();
+        tokio::time::timeout(
+            PATIENCE,
+            watch.wait_for(|sessions| (*sessions > 0) == bound),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("carrier never became bound={bound}"))
+        .expect("carrier task alive");
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -389,6 +434,23 @@ impl Daemon {
         panic!("delivery of {id} never became {state}: {last}");
     }
 
+    /// Sends `count` generic SMS to `prefix` + 4 digits; returns their ids.
+    pub async fn send_many(&self, count: usize, prefix: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for n in 0..count {
+            let (status, body) = self
+                .post_with(
+                    SMS_KEY,
+                    "/v1/sms",
+                    json!({ "to": format!("{prefix}{n:04}"), "text": format!("message {n}") }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            ids.push(body["id"].as_str().expect("id").to_owned());
+        }
+        ids
+    }
+
     pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
         let response = self
             .client
@@ -426,6 +488,22 @@ impl Daemon {
 }
 
 /// A six-digit code guaranteed to differ from `code`.
+/// The value of the sample `name{labels}` whose labels include every pair in `labels`.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            (metric == name && wanted)
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
+
 pub fn wrong_code(code: &str) -> String {
     code.bytes()
         .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))

@@ -10,9 +10,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 
+/// Frames the daemon sent, each with the number of its connection, in arrival order.
+type Captured = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+/// The tasks of each connection, by number: aborting them drops its sockets.
+type Connections = Arc<Mutex<Vec<Vec<tokio::task::AbortHandle>>>>;
+
 pub struct Proxy {
     pub addr: SocketAddr,
-    captured: Arc<Mutex<Vec<Vec<u8>>>>,
+    captured: Captured,
+    connections: Connections,
     captured_notify: Arc<Notify>,
     gate: watch::Sender<bool>,
     inject: mpsc::UnboundedSender<Vec<u8>>,
@@ -38,14 +44,18 @@ impl Proxy {
     pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
-        let captured = Arc::new(Mutex::new(Vec::new()));
+        let captured: Captured = Arc::default();
         let captured_notify = Arc::new(Notify::new());
         let (gate, gate_rx) = watch::channel(true);
         let (inject, inject_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let inject_rx = Arc::new(tokio::sync::Mutex::new(inject_rx));
         let (cap, notify) = (captured.clone(), captured_notify.clone());
+        let connections: Connections = Arc::default();
+        let tasks = connections.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                let number = tasks.lock().expect("connections lock").len();
+                tasks.lock().expect("connections lock").push(Vec::new());
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
@@ -56,16 +66,18 @@ impl Proxy {
                 let (cap, notify, mut gate_rx) = (cap.clone(), notify.clone(), gate_rx.clone());
                 // Recording never waits for the gate, so held-back frames are still seen.
                 let (held_tx, mut held_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-                tokio::spawn(async move {
+                let reader = tokio::spawn(async move {
                     while let Some(frame) = read_frame(&mut client_read).await {
-                        cap.lock().expect("capture lock").push(frame.clone());
+                        cap.lock()
+                            .expect("capture lock")
+                            .push((number, frame.clone()));
                         notify.notify_waiters();
                         if held_tx.send(frame).is_err() {
                             break;
                         }
                     }
                 });
-                tokio::spawn(async move {
+                let writer = tokio::spawn(async move {
                     while let Some(frame) = held_rx.recv().await {
                         if gate_rx.wait_for(|open| *open).await.is_err() {
                             break;
@@ -76,24 +88,31 @@ impl Proxy {
                     }
                 });
                 let inject_rx = inject_rx.clone();
-                tokio::spawn(async move {
-                    let mut inject_rx = inject_rx.lock().await;
+                let back = tokio::spawn(async move {
                     loop {
+                        // The lock is held only while waiting, so every connection forwards;
+                        // an injected frame goes to whichever connection waits for it first.
                         tokio::select! {
                             frame = read_frame(&mut server_read) => match frame {
                                 Some(frame) => if client_write.write_all(&frame).await.is_err() { break },
                                 None => break,
                             },
-                            Some(frame) = inject_rx.recv() => {
+                            Some(frame) = async { inject_rx.lock().await.recv().await } => {
                                 if client_write.write_all(&frame).await.is_err() { break }
                             }
                         }
                     }
                 });
+                tasks.lock().expect("connections lock")[number] = vec![
+                    reader.abort_handle(),
+                    writer.abort_handle(),
+                    back.abort_handle(),
+                ];
             }
         });
         Self {
             addr,
+            connections,
             captured,
             captured_notify,
             gate,
@@ -112,7 +131,30 @@ impl Proxy {
     }
 
     pub fn frames(&self) -> Vec<Vec<u8>> {
-        self.captured.lock().expect("capture lock").clone()
+        self.captured
+            .lock()
+            .expect("capture lock")
+            .iter()
+            .map(|(_, frame)| frame.clone())
+            .collect()
+    }
+
+    /// The connection number (0, 1, ... in accept order) of each frame with command_id `id`.
+    pub fn connections_of(&self, id: u32) -> Vec<usize> {
+        self.captured
+            .lock()
+            .expect("capture lock")
+            .iter()
+            .filter(|(_, frame)| command_id(frame) == id)
+            .map(|(number, _)| *number)
+            .collect()
+    }
+
+    /// Closes connection `number` on both sides, as a broken link would.
+    pub fn drop_connection(&self, number: usize) {
+        for task in &self.connections.lock().expect("connections lock")[number] {
+            task.abort();
+        }
     }
 
     pub fn frames_with(&self, id: u32) -> Vec<Vec<u8>> {

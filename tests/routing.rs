@@ -1,0 +1,314 @@
+//! Several carriers and several binds: routes by longest prefix and weight, failover when a
+//! carrier loses its links or keeps failing (circuit breaker), transmitter + receiver pairs, and
+//! a message moving to another session when its own link drops. Every SMSC is a real simulator
+//! over TCP; the proxy records what went over which connection.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::proxy::Proxy;
+use common::{Daemon, Options, SMS_KEY, Sim, carrier_entry, sample, unique_carrier};
+use reqwest::StatusCode;
+use serde_json::json;
+use smpp_codec::common::BindMode;
+use smpp_codec::pdus::BindRequest;
+
+const BIND_RECEIVER: u32 = 0x0000_0001;
+const BIND_TRANSMITTER: u32 = 0x0000_0002;
+const SUBMIT_SM: u32 = 0x0000_0004;
+const UNBIND: u32 = 0x0000_0006;
+const DELIVER_SM_RESP: u32 = 0x8000_0005;
+
+/// Which carrier each message ended with, counted; every message must reach a final state.
+async fn carriers_of(daemon: &Daemon, ids: &[String]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for id in ids {
+        let delivery = daemon.final_state(id).await;
+        assert_eq!(delivery["state"], "submitted", "{id}: {delivery}");
+        let carrier = delivery["carrier"].as_str().expect("carrier").to_owned();
+        *counts.entry(carrier).or_default() += 1;
+    }
+    counts
+}
+
+async fn metric(daemon: &Daemon, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let (_, text) = daemon.get_text("/metrics").await;
+    sample(&text, name, labels)
+}
+
+fn route(prefix: &str, carrier: &str, extra: &str) -> String {
+    format!("\n[[routes]]\nprefix = \"{prefix}\"\ncarrier = \"{carrier}\"\n{extra}\n")
+}
+
+#[tokio::test]
+async fn the_longest_prefix_chooses_the_carrier_and_weights_share_traffic_exactly() {
+    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
+    let (a, b) = (unique_carrier(), unique_carrier());
+    let mut options = Options::new(sim_a.smpp);
+    options.carriers = Some(
+        [
+            carrier_entry(&a, sim_a.smpp, ""),
+            carrier_entry(&b, sim_b.smpp, ""),
+            route("+44", &b, ""),
+            route("+1", &a, "weight = 3"),
+            route("+1", &b, "weight = 1"),
+            route("+31", &a, ""),
+        ]
+        .concat(),
+    );
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(2).await;
+
+    let shared = daemon.send_many(8, "+1425555").await;
+    let counts = carriers_of(&daemon, &shared).await;
+    assert_eq!(counts, BTreeMap::from([(a.clone(), 6), (b.clone(), 2)]));
+    let uk = daemon.send_many(2, "+4420790").await;
+    assert_eq!(
+        carriers_of(&daemon, &uk).await,
+        BTreeMap::from([(b.clone(), 2)])
+    );
+    let nl = daemon.send_many(1, "+3161234").await;
+    assert_eq!(carriers_of(&daemon, &nl).await, BTreeMap::from([(a, 1)]));
+    // The simulators agree: each got exactly its share.
+    assert_eq!(sim_a.stats_now().submits, 7);
+    assert_eq!(sim_b.stats_now().submits, 4);
+    assert!(sim_b.latest("+44207900001").await.is_some());
+
+    // No route serves +33: refused up front, nothing issued or sent.
+    let (status, problem) = daemon.send("+33612345678").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["type"], "urn:otpgate:problem:no-route");
+    let (status, problem) = daemon
+        .post_with(
+            SMS_KEY,
+            "/v1/sms",
+            json!({ "to": "+33612345678", "text": "hello" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(sim_a.stats_now().submits + sim_b.stats_now().submits, 11);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn when_the_primary_loses_its_link_its_unanswered_messages_go_to_the_next_route() {
+    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
+    let proxy = Proxy::start(sim_a.smpp).await;
+    let (a, b) = (unique_carrier(), unique_carrier());
+    let mut options = Options::new(sim_a.smpp);
+    // No [[routes]]: the first carrier is primary, the second takes over. The primary does not
+    // come back within the test.
+    options.carriers = Some(
+        [
+            carrier_entry(
+                &a,
+                proxy.addr,
+                "reconnect_initial_ms = 60000\nreconnect_max_ms = 60000",
+            ),
+            carrier_entry(&b, sim_b.smpp, ""),
+        ]
+        .concat(),
+    );
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(2).await;
+
+    proxy.set_open(false);
+    let held = daemon.send_many(5, "+3161100").await;
+    proxy.wait_for(SUBMIT_SM, 5).await;
+    proxy.drop_connection(0);
+    daemon.wait_sessions(1).await;
+    let after = daemon.send_many(2, "+3161101").await;
+
+    assert_eq!(
+        carriers_of(&daemon, &held).await,
+        BTreeMap::from([(b.clone(), 5)]),
+        "the five written to the dropped link went to the next route"
+    );
+    assert_eq!(
+        carriers_of(&daemon, &after).await,
+        BTreeMap::from([(b.clone(), 2)])
+    );
+    assert_eq!(sim_a.stats_now().submits, 0);
+    assert_eq!(sim_b.stats_now().submits, 7);
+    let failovers = [("from", a.as_str()), ("to", b.as_str())];
+    assert_eq!(
+        metric(&daemon, "otpgate_sms_failovers_total", &failovers).await,
+        Some(7.0)
+    );
+    assert_eq!(
+        metric(&daemon, "otpgate_carrier_available", &[("carrier", &a)]).await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &daemon,
+            "otpgate_sms_resubmitted_total",
+            &[("carrier", &a), ("reason", "link_lost")]
+        )
+        .await,
+        Some(5.0),
+        "each may have reached the SMSC: counted as possible duplicates"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_carrier_that_keeps_failing_trips_its_breaker_and_its_traffic_moves() {
+    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
+    sim_a
+        .put_faults(json!({ "error_percent": 100, "error_status": "ESME_RSYSERR" }))
+        .await;
+    let (a, b) = (unique_carrier(), unique_carrier());
+    let mut options = Options::new(sim_a.smpp);
+    options.carriers = Some(
+        [
+            carrier_entry(
+                &a,
+                sim_a.smpp,
+                "breaker_failures = 3\nbreaker_open_seconds = 60",
+            ),
+            carrier_entry(&b, sim_b.smpp, ""),
+        ]
+        .concat(),
+    );
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(2).await;
+
+    let first = daemon.send_many(10, "+3161200").await;
+    assert_eq!(
+        carriers_of(&daemon, &first).await,
+        BTreeMap::from([(b.clone(), 10)]),
+        "refused with a temporary error, every message was retried on the other carrier"
+    );
+    let refused = [("carrier", a.as_str()), ("result", "ESME_RSYSERR")];
+    let refused_by_a = metric(&daemon, "otpgate_sms_submitted_total", &refused).await;
+    assert!(refused_by_a.is_some_and(|n| n >= 3.0), "{refused_by_a:?}");
+    // With the breaker open, new traffic skips the failing carrier.
+    let later = daemon.send_many(5, "+3161201").await;
+    assert_eq!(
+        carriers_of(&daemon, &later).await,
+        BTreeMap::from([(b.clone(), 5)])
+    );
+    assert_eq!(
+        metric(&daemon, "otpgate_sms_submitted_total", &refused).await,
+        refused_by_a
+    );
+    assert_eq!(sim_a.stats_now().submits, 0, "a accepted nothing");
+    assert_eq!(sim_b.stats_now().submits, 15);
+
+    let labels = [("carrier", a.as_str())];
+    let trips = metric(&daemon, "otpgate_carrier_breaker_trips_total", &labels).await;
+    assert_eq!(trips, Some(1.0));
+    let state = metric(&daemon, "otpgate_carrier_breaker_state", &labels).await;
+    assert_eq!(state, Some(1.0), "open");
+    let available = metric(&daemon, "otpgate_carrier_available", &labels).await;
+    assert_eq!(available, Some(0.0));
+    let failovers = [("from", a.as_str()), ("to", b.as_str())];
+    assert_eq!(
+        metric(&daemon, "otpgate_sms_failovers_total", &failovers).await,
+        Some(15.0)
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn transmitter_receiver_pairs_bind_with_the_address_range_and_receipts_come_back() {
+    let sim = Sim::start().await;
+    let proxy = Proxy::start(sim.smpp).await;
+    let mut options = Options::new(proxy.addr);
+    options.carrier_extra = "binds = 2\nbind_mode = \"transmitter_receiver\"\n\
+                             address_range = \"^316\"\naddress_range_ton = 1\n\
+                             address_range_npi = 1\nregistered_delivery = 1"
+        .into();
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(4).await;
+
+    let (status, sent) = daemon.send("+31612345678").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let id = sent["id"].as_str().expect("id");
+    let record = daemon.wait_for_delivery(id, "delivered").await;
+    assert_eq!(record["delivery"]["parts"], 1);
+    daemon.stop().await;
+
+    let transmitters = proxy.connections_of(BIND_TRANSMITTER);
+    let receivers = proxy.connections_of(BIND_RECEIVER);
+    assert_eq!((transmitters.len(), receivers.len()), (2, 2));
+    for frame in proxy
+        .frames_with(BIND_TRANSMITTER)
+        .iter()
+        .chain(&proxy.frames_with(BIND_RECEIVER))
+    {
+        let bind = BindRequest::decode(frame).expect("bind decodes");
+        assert!(matches!(
+            bind.mode,
+            BindMode::Transmitter | BindMode::Receiver
+        ));
+        assert_eq!(bind.address_range, "^316");
+        assert_eq!(bind.system_id, "otpgate");
+    }
+    let submitted_on = proxy.connections_of(SUBMIT_SM);
+    assert_eq!(submitted_on.len(), 1);
+    assert!(transmitters.contains(&submitted_on[0]));
+    // The receipt was answered on a receiver link.
+    let answered_on = proxy.connections_of(DELIVER_SM_RESP);
+    assert!(!answered_on.is_empty());
+    assert!(
+        answered_on.iter().all(|c| receivers.contains(c)),
+        "{answered_on:?}"
+    );
+    assert_eq!(
+        proxy.frames_with(UNBIND).len(),
+        4,
+        "every link unbound on drain"
+    );
+}
+
+#[tokio::test]
+async fn when_one_session_drops_another_session_of_the_carrier_sends_its_messages() {
+    let sim = Sim::start().await;
+    let proxy = Proxy::start(sim.smpp).await;
+    let mut options = Options::new(proxy.addr);
+    // One submit in flight per session, and a dropped session stays down for the whole test:
+    // only the other session can send what the dropped one had written.
+    options.carrier_extra = "binds = 2\nwindow = 1".into();
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(2).await;
+
+    proxy.set_open(false);
+    let ids = daemon.send_many(4, "+3161300").await;
+    proxy.wait_for(SUBMIT_SM, 2).await;
+    let on = proxy.connections_of(SUBMIT_SM);
+    assert_eq!(on.len(), 2);
+    assert_ne!(on[0], on[1], "each session holds one");
+    // Reconnects of the dropped session are refused from here on.
+    sim.put_faults(json!({ "refuse_binds": "ESME_RBINDFAIL" }))
+        .await;
+    proxy.drop_connection(on[0]);
+    daemon.wait_sessions(1).await;
+    proxy.set_open(true);
+
+    let mut states = BTreeMap::new();
+    for id in &ids {
+        let delivery = daemon.final_state(id).await;
+        *states
+            .entry(delivery["state"].as_str().unwrap_or("?").to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(states, BTreeMap::from([("submitted".to_owned(), 4)]));
+    assert_eq!(
+        sim.stats_now().submits,
+        4,
+        "the dropped write never arrived"
+    );
+    let submits_by_connection = proxy.connections_of(SUBMIT_SM);
+    assert_eq!(
+        submits_by_connection
+            .iter()
+            .filter(|c| **c == on[1])
+            .count(),
+        4,
+        "the surviving session sent all four, one of them again"
+    );
+    daemon.stop().await;
+}
