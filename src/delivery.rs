@@ -69,7 +69,7 @@ pub struct Delivery {
     /// Parts the text was split into (1 until it is).
     pub parts: usize,
     /// The carrier that took it (the last one, when it moved).
-    pub carrier: Option<String>,
+    pub carrier: Option<Arc<str>>,
     /// Whether that carrier was asked for receipts; without them, acceptance is final.
     receipts_expected: bool,
     /// Where state changes are POSTed, if the caller asked.
@@ -87,8 +87,9 @@ struct Inner {
     records: HashMap<String, Delivery>,
     /// Insertion order, for expiry and the count bound.
     order: VecDeque<(Instant, String)>,
-    /// Carrier message id -> our id.
-    by_message_id: MessageIds<String>,
+    /// Per carrier, its message id -> our id. Two SMSCs may hand out the same ids, so a
+    /// receipt is matched only among its own carrier's messages.
+    by_message_id: HashMap<Arc<str>, MessageIds<String>>,
     /// Records not yet final, and their gauge (a handle: no registry lookup per message).
     in_progress: usize,
     in_progress_gauge: metrics::Gauge,
@@ -112,13 +113,23 @@ impl Delivery {
                 "message_id": self.message_id,
                 "error": self.error,
                 "parts": self.parts,
-                "carrier": self.carrier,
+                "carrier": self.carrier.as_deref(),
             }
         })
     }
 }
 
 impl Inner {
+    /// Drops `record`'s carrier ids from the receipt index.
+    fn unindex(&mut self, record: &Delivery) {
+        let carrier = record.carrier.as_deref().unwrap_or_default();
+        if let Some(ids) = self.by_message_id.get_mut(carrier) {
+            for part_id in &record.part_ids {
+                ids.remove(part_id);
+            }
+        }
+    }
+
     /// Keeps `in_progress` and its gauge right across a change of `id`'s state.
     fn account(&mut self, was_final: bool, now_final: bool) {
         match (was_final, now_final) {
@@ -148,7 +159,7 @@ impl DeliveryTracker {
         let inner = Inner {
             records: HashMap::new(),
             order: VecDeque::new(),
-            by_message_id: MessageIds::default(),
+            by_message_id: HashMap::new(),
             in_progress: 0,
             in_progress_gauge: metrics::gauge!(crate::metrics::SMS_IN_PROGRESS),
         };
@@ -233,9 +244,7 @@ impl DeliveryTracker {
     fn forget(inner: &mut Inner, id: &str) {
         if let Some(record) = inner.records.remove(id) {
             inner.account(record.done_at.is_some(), true);
-            for part_id in &record.part_ids {
-                inner.by_message_id.remove(part_id);
-            }
+            inner.unindex(&record);
         }
     }
 
@@ -246,7 +255,7 @@ impl DeliveryTracker {
             record.parts = parts.max(1);
             record.receipts_expected = receipts_expected;
             if record.carrier.as_deref() != Some(carrier) {
-                record.carrier = Some(carrier.to_owned());
+                record.carrier = Some(Arc::from(carrier));
             }
         }
     }
@@ -257,6 +266,7 @@ impl DeliveryTracker {
         let Some(record) = inner.records.get_mut(id) else {
             return;
         };
+        let carrier = record.carrier.clone().unwrap_or_else(|| Arc::from(""));
         record.submitted_parts += 1;
         record.part_ids.push(message_id.to_owned());
         record
@@ -278,7 +288,14 @@ impl DeliveryTracker {
         }
         // Indexed even when no receipt is expected: with registered_delivery 2 a failure
         // receipt may still come and change the state.
-        inner.by_message_id.insert(message_id, id.to_owned());
+        match inner.by_message_id.get_mut(&carrier) {
+            Some(ids) => ids.insert(message_id, id.to_owned()),
+            None => inner
+                .by_message_id
+                .entry(carrier)
+                .or_default()
+                .insert(message_id, id.to_owned()),
+        }
     }
 
     /// It ended without reaching the carrier, or the carrier refused a part.
@@ -297,11 +314,15 @@ impl DeliveryTracker {
         }
     }
 
-    /// Applies a receipt for one part; returns how long after the submit it came, when it
-    /// matched a message.
-    pub fn receipt(&self, receipt: &Receipt) -> Option<Duration> {
+    /// Applies a receipt from `carrier` for one part; returns how long after the submit it
+    /// came, when it matched a message.
+    pub fn receipt(&self, carrier: &str, receipt: &Receipt) -> Option<Duration> {
         let mut inner = self.lock();
-        let id = inner.by_message_id.get(&receipt.message_id)?.clone();
+        let id = inner
+            .by_message_id
+            .get(carrier)?
+            .get(&receipt.message_id)?
+            .clone();
         let record = inner.records.get_mut(&id)?;
         let now = SystemTime::now();
         let latency = record
@@ -339,7 +360,9 @@ impl DeliveryTracker {
         }
         inner.account(was_final, now_final);
         if receipt.state.is_final() {
-            inner.by_message_id.remove(&receipt.message_id);
+            if let Some(ids) = inner.by_message_id.get_mut(carrier) {
+                ids.remove(&receipt.message_id);
+            }
         }
         latency
     }
@@ -389,12 +412,10 @@ impl DeliveryTracker {
                     self.receipt_wait.as_secs()
                 ));
                 record.done_at = Some(now);
-                let part_ids = record.part_ids.clone();
                 self.changed(&id, record);
+                let record = record.clone();
                 inner.account(false, true);
-                for part_id in &part_ids {
-                    inner.by_message_id.remove(part_id);
-                }
+                inner.unindex(&record);
             }
         }
         inner.records.len()
@@ -424,7 +445,7 @@ mod tests {
         tracker.submitted("a", "00FF");
         assert!(
             tracker
-                .receipt(&receipt("ff", ReceiptState::Enroute))
+                .receipt("", &receipt("ff", ReceiptState::Enroute))
                 .is_some(),
             "matched canonically"
         );
@@ -434,7 +455,7 @@ mod tests {
         );
         assert!(
             tracker
-                .receipt(&receipt("255", ReceiptState::Delivered))
+                .receipt("", &receipt("255", ReceiptState::Delivered))
                 .is_some(),
             "decimal form of 0xFF"
         );
@@ -443,7 +464,7 @@ mod tests {
         assert!(delivery.done_at.is_some() && delivery.error.is_none());
         assert!(
             tracker
-                .receipt(&receipt("ff", ReceiptState::Delivered))
+                .receipt("", &receipt("ff", ReceiptState::Delivered))
                 .is_none(),
             "a final state is final"
         );
@@ -466,13 +487,13 @@ mod tests {
             (record.state, record.message_id.as_deref(), record.parts),
             (DeliveryState::Submitted, Some("a1"), 2)
         );
-        tracker.receipt(&receipt("a1", ReceiptState::Delivered));
+        tracker.receipt("c", &receipt("a1", ReceiptState::Delivered));
         assert_eq!(
             tracker.get("m").map(|d| d.state),
             Some(DeliveryState::Submitted),
             "one part delivered"
         );
-        tracker.receipt(&receipt("a2", ReceiptState::Delivered));
+        tracker.receipt("c", &receipt("a2", ReceiptState::Delivered));
         assert_eq!(
             tracker.get("m").map(|d| d.state.as_str()),
             Some("delivered")
@@ -482,12 +503,15 @@ mod tests {
         tracker.assigned("n", "c", 2, true);
         tracker.submitted("n", "b1");
         tracker.submitted("n", "b2");
-        tracker.receipt(&Receipt {
-            message_id: "b1".into(),
-            state: ReceiptState::Undeliverable,
-            error: Some("034".into()),
-        });
-        tracker.receipt(&receipt("b2", ReceiptState::Delivered));
+        tracker.receipt(
+            "c",
+            &Receipt {
+                message_id: "b1".into(),
+                state: ReceiptState::Undeliverable,
+                error: Some("034".into()),
+            },
+        );
+        tracker.receipt("c", &receipt("b2", ReceiptState::Delivered));
         let record = tracker.get("n").expect("kept");
         assert_eq!(
             (record.state.as_str(), record.error.as_deref()),
@@ -509,13 +533,43 @@ mod tests {
     }
 
     #[test]
+    fn the_same_message_id_from_two_carriers_reaches_each_its_own_message() {
+        let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
+        for (id, carrier) in [("x", "a"), ("y", "b")] {
+            tracker.queued(id);
+            tracker.assigned(id, carrier, 1, true);
+            tracker.submitted(id, "42");
+        }
+        assert!(
+            tracker
+                .receipt("b", &receipt("42", ReceiptState::Undeliverable))
+                .is_some()
+        );
+        assert!(
+            tracker
+                .receipt("c", &receipt("42", ReceiptState::Delivered))
+                .is_none()
+        );
+        assert!(
+            tracker
+                .receipt("a", &receipt("42", ReceiptState::Delivered))
+                .is_some()
+        );
+        let state = |id| tracker.get(id).map(|d| d.state.as_str());
+        assert_eq!(
+            (state("x"), state("y")),
+            (Some("delivered"), Some("undeliverable"))
+        );
+    }
+
+    #[test]
     fn messages_in_progress_are_counted_until_final_or_forgotten() {
         let tracker = DeliveryTracker::new(2, Duration::from_secs(60));
         tracker.queued("a");
         tracker.queued("b");
         assert_eq!(tracker.in_progress(), 2);
         tracker.submitted("a", "1");
-        tracker.receipt(&receipt("1", ReceiptState::Delivered));
+        tracker.receipt("", &receipt("1", ReceiptState::Delivered));
         assert_eq!(tracker.in_progress(), 1);
         tracker.queued("c"); // evicts "a", which was final: no change for it
         assert_eq!(tracker.in_progress(), 2);
@@ -565,7 +619,7 @@ mod tests {
         assert_eq!(waiting.in_progress(), 1);
         assert!(
             waiting
-                .receipt(&receipt("2", ReceiptState::Delivered))
+                .receipt("", &receipt("2", ReceiptState::Delivered))
                 .is_none(),
             "too late to match"
         );

@@ -717,7 +717,7 @@ impl Session {
             debug!(session = %self.label, "deliver_sm that is not a receipt acknowledged");
             return;
         };
-        let matched = self.deliveries.receipt(&receipt);
+        let matched = self.deliveries.receipt(&self.config().name, &receipt);
         if let Some(latency) = matched {
             self.shared
                 .metrics
