@@ -218,8 +218,11 @@ fn check_fits(text: &str, allow_latin1: bool, max_parts: u8) -> Result<(), Templ
     if max_parts > 1 {
         // Counted with 8-bit UDH parts (153 septets, 67 UTF-16 units), the smallest a carrier's
         // concatenation setting gives, so the count holds for sar and payload too.
-        let parts = segment::split(text, coding, segment::Concatenation::Udh8, 0)
-            .map_or(usize::MAX, |parts| parts.len());
+        // `choose` picked a coding that carries the text, so the only error is its length.
+        let parts = match segment::count(text, coding, segment::Concatenation::Udh8) {
+            Ok(parts) | Err(segment::SplitError::TooLong(parts)) => parts,
+            Err(segment::SplitError::NotEncodable(_)) => usize::MAX,
+        };
         if parts > usize::from(max_parts) {
             return Err(TemplateError::TooManyParts {
                 parts,
@@ -322,6 +325,13 @@ mod tests {
                 max: 2
             }
         );
+        // Past what concatenation allows, the error still says how many parts it would take.
+        s.templates
+            .insert("en".into(), format!("{{code}} {}", "a".repeat(153 * 299)));
+        assert!(matches!(
+            Messages::new(&s).expect_err("300 parts").1,
+            TemplateError::TooManyParts { parts: 300, .. }
+        ));
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub fn encode(text: &str) -> Result<Vec<u8>, Unencodable> {
     Ok(out)
 }
 
+/// Septets `character` takes (2 for an extension character), or None outside the alphabet.
+pub fn septets(character: char) -> Option<usize> {
+    septets_of(character).map(|(escape, _)| 1 + usize::from(escape.is_some()))
+}
+
 /// Whether every character of `text` is in the alphabet.
 pub fn is_encodable(text: &str) -> bool {
     text.chars().all(|c| septets_of(c).is_some())

@@ -131,6 +131,46 @@ fn units(coding: Coding, encoded: &[u8]) -> usize {
     }
 }
 
+/// Units one character takes in `coding` (septets, octets or UTF-16 code units).
+fn unit_count(character: char, coding: Coding) -> Result<usize, SplitError> {
+    match coding {
+        Coding::Gsm7 => gsm7::septets(character).ok_or(SplitError::NotEncodable(coding)),
+        Coding::Latin1 if u32::from(character) <= 0xFF => Ok(1),
+        Coding::Latin1 => Err(SplitError::NotEncodable(coding)),
+        Coding::Ucs2 => Ok(character.len_utf16()),
+    }
+}
+
+/// How many parts `split` makes of `text`, without building them; the same errors, except that
+/// a text too long for concatenation reports its real part count.
+pub fn count(
+    text: &str,
+    coding: Coding,
+    concatenation: Concatenation,
+) -> Result<usize, SplitError> {
+    let (single, per_part) = coding.limits();
+    let mut total = 0;
+    for character in text.chars() {
+        total += unit_count(character, coding)?;
+    }
+    if total <= single || concatenation == Concatenation::Payload {
+        return Ok(1);
+    }
+    let (mut parts, mut used) = (1, 0);
+    for character in text.chars() {
+        let size = unit_count(character, coding)?;
+        if used + size > per_part {
+            parts += 1;
+            used = 0;
+        }
+        used += size;
+    }
+    if parts > usize::from(u8::MAX) {
+        return Err(SplitError::TooLong(parts));
+    }
+    Ok(parts)
+}
+
 /// Encodes `text` in `coding` and splits it as `concatenation` says. `reference` ties the parts
 /// of one message together (Udh8 uses its low byte).
 pub fn split(
@@ -341,5 +381,36 @@ mod tests {
             }
             prop_assert_eq!(joined(&parts, Coding::Ucs2), text);
         }
+
+        #[test]
+        fn count_agrees_with_split(text in "[a-z0-9 {}~€|^\\[\\]\\PC]{0,400}", coding in 0..3u8, method in 0..3u8) {
+            let coding = [Coding::Gsm7, Coding::Latin1, Coding::Ucs2][usize::from(coding)];
+            let method = [Concatenation::Udh8, Concatenation::Sar, Concatenation::Payload][usize::from(method)];
+            let counted = count(&text, coding, method);
+            match split(&text, coding, method, 1) {
+                Ok(parts) => prop_assert_eq!(counted.ok(), Some(parts.len())),
+                Err(SplitError::TooLong(n)) => prop_assert_eq!(counted.err().map(|e| e.to_string()), Some(SplitError::TooLong(n).to_string())),
+                Err(err) => prop_assert_eq!(counted.err().map(|e| e.to_string()), Some(err.to_string())),
+            }
+        }
+    }
+
+    #[test]
+    fn count_reports_the_real_number_of_parts_past_255() {
+        let text = "x".repeat(153 * 300);
+        let err = count(&text, Coding::Gsm7, Concatenation::Udh8).expect_err("too long");
+        assert!(matches!(err, SplitError::TooLong(300)), "{err}");
+        assert_eq!(
+            count(&"é".repeat(71), Coding::Ucs2, Concatenation::Sar).ok(),
+            Some(2)
+        );
+        assert_eq!(
+            count(&"{".repeat(81), Coding::Gsm7, Concatenation::Udh8).ok(),
+            Some(2)
+        );
+        assert_eq!(
+            count(&"x".repeat(1000), Coding::Gsm7, Concatenation::Payload).ok(),
+            Some(1)
+        );
     }
 }

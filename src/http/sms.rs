@@ -88,12 +88,11 @@ pub async fn send(
     if request.text.is_empty() {
         return Err(ApiError::InvalidText("text must not be empty".to_owned()));
     }
-    // Split now only to refuse what cannot be sent and to tell the caller the part count; the
-    // carrier splits again with its own concatenation settings.
+    // Counted (not split) to refuse what cannot be sent and to tell the caller the part count;
+    // the carrier splits with its own concatenation settings.
     let coding = segment::choose(&request.text, false);
-    let parts = segment::split(&request.text, coding, segment::Concatenation::Udh8, 0)
-        .map_err(|err| ApiError::InvalidText(err.to_string()))?
-        .len();
+    let parts = segment::count(&request.text, coding, segment::Concatenation::Udh8)
+        .map_err(|err| ApiError::InvalidText(err.to_string()))?;
     state
         .limits
         .check_global_send()
