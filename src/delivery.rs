@@ -70,6 +70,8 @@ pub struct Delivery {
     pub parts: usize,
     /// The carrier that took it (the last one, when it moved).
     pub carrier: Option<Arc<str>>,
+    /// Where its receipts come from: the SMSC account that took it (see `Assignment`).
+    receipt_scope: Option<Arc<str>>,
     /// Whether that carrier was asked for receipts; without them, acceptance is final.
     receipts_expected: bool,
     /// Where state changes are POSTed, if the caller asked.
@@ -87,8 +89,8 @@ struct Inner {
     records: HashMap<String, Delivery>,
     /// Insertion order, for expiry and the count bound.
     order: VecDeque<(Instant, String)>,
-    /// Per carrier, its message id -> our id. Two SMSCs may hand out the same ids, so a
-    /// receipt is matched only among its own carrier's messages.
+    /// Per receipt scope (SMSC account), its message id -> our id. Two SMSCs may hand out the
+    /// same ids, so a receipt is matched only among the messages its own account took.
     by_message_id: HashMap<Arc<str>, MessageIds<String>>,
     /// Records not yet final, and their gauge (a handle: no registry lookup per message).
     in_progress: usize,
@@ -122,8 +124,8 @@ impl Delivery {
 impl Inner {
     /// Drops `record`'s carrier ids from the receipt index.
     fn unindex(&mut self, record: &Delivery) {
-        let carrier = record.carrier.as_deref().unwrap_or_default();
-        if let Some(ids) = self.by_message_id.get_mut(carrier) {
+        let scope = record.receipt_scope.as_deref().unwrap_or_default();
+        if let Some(ids) = self.by_message_id.get_mut(scope) {
             for part_id in &record.part_ids {
                 ids.remove(part_id);
             }
@@ -139,6 +141,19 @@ impl Inner {
         }
         self.in_progress_gauge.set(self.in_progress as f64);
     }
+}
+
+/// Who took a message, as its record needs it.
+pub struct Assignment {
+    /// The carrier's name, shown in the record.
+    pub carrier: Arc<str>,
+    /// Receipts for it come back on the SMSC account that took it (`system_id@host:port`):
+    /// carriers sharing an account share receipts, others never match each other's ids.
+    pub receipt_scope: Arc<str>,
+    /// Submits the text was split into.
+    pub parts: usize,
+    /// Whether that carrier was asked for receipts.
+    pub receipts_expected: bool,
 }
 
 /// Cheap-to-clone handle to the records.
@@ -230,6 +245,7 @@ impl DeliveryTracker {
             error: None,
             parts: 1,
             carrier: None,
+            receipt_scope: None,
             receipts_expected: self.receipts_expected,
             callback: callback.map(Arc::from),
             notifications: 0,
@@ -248,15 +264,13 @@ impl DeliveryTracker {
         }
     }
 
-    /// `carrier` took the message and split it into `parts` submits; `receipts_expected` says
-    /// whether it was asked for receipts.
-    pub fn assigned(&self, id: &str, carrier: &str, parts: usize, receipts_expected: bool) {
+    /// A carrier took the message (see `Assignment`).
+    pub fn assigned(&self, id: &str, assignment: &Assignment) {
         if let Some(record) = self.lock().records.get_mut(id) {
-            record.parts = parts.max(1);
-            record.receipts_expected = receipts_expected;
-            if record.carrier.as_deref() != Some(carrier) {
-                record.carrier = Some(Arc::from(carrier));
-            }
+            record.parts = assignment.parts.max(1);
+            record.receipts_expected = assignment.receipts_expected;
+            record.carrier = Some(assignment.carrier.clone());
+            record.receipt_scope = Some(assignment.receipt_scope.clone());
         }
     }
 
@@ -266,7 +280,10 @@ impl DeliveryTracker {
         let Some(record) = inner.records.get_mut(id) else {
             return;
         };
-        let carrier = record.carrier.clone().unwrap_or_else(|| Arc::from(""));
+        let scope = record
+            .receipt_scope
+            .clone()
+            .unwrap_or_else(|| Arc::from(""));
         record.submitted_parts += 1;
         record.part_ids.push(message_id.to_owned());
         record
@@ -288,11 +305,11 @@ impl DeliveryTracker {
         }
         // Indexed even when no receipt is expected: with registered_delivery 2 a failure
         // receipt may still come and change the state.
-        match inner.by_message_id.get_mut(&carrier) {
+        match inner.by_message_id.get_mut(&scope) {
             Some(ids) => ids.insert(message_id, id.to_owned()),
             None => inner
                 .by_message_id
-                .entry(carrier)
+                .entry(scope)
                 .or_default()
                 .insert(message_id, id.to_owned()),
         }
@@ -314,13 +331,13 @@ impl DeliveryTracker {
         }
     }
 
-    /// Applies a receipt from `carrier` for one part; returns how long after the submit it
-    /// came, when it matched a message.
-    pub fn receipt(&self, carrier: &str, receipt: &Receipt) -> Option<Duration> {
+    /// Applies a receipt that came from receipt scope `scope` for one part; returns how long
+    /// after the submit it came, when it matched a message.
+    pub fn receipt(&self, scope: &str, receipt: &Receipt) -> Option<Duration> {
         let mut inner = self.lock();
         let id = inner
             .by_message_id
-            .get(carrier)?
+            .get(scope)?
             .get(&receipt.message_id)?
             .clone();
         let record = inner.records.get_mut(&id)?;
@@ -360,7 +377,7 @@ impl DeliveryTracker {
         }
         inner.account(was_final, now_final);
         if receipt.state.is_final() {
-            if let Some(ids) = inner.by_message_id.get_mut(carrier) {
+            if let Some(ids) = inner.by_message_id.get_mut(scope) {
                 ids.remove(&receipt.message_id);
             }
         }
@@ -426,6 +443,16 @@ impl DeliveryTracker {
 mod tests {
     use super::*;
 
+    /// Carrier `name` on an account of its own took a message of `parts` parts.
+    fn assignment(name: &str, parts: usize) -> Assignment {
+        Assignment {
+            carrier: Arc::from(name),
+            receipt_scope: Arc::from(name),
+            parts,
+            receipts_expected: true,
+        }
+    }
+
     fn receipt(id: &str, state: ReceiptState) -> Receipt {
         Receipt {
             message_id: id.into(),
@@ -474,7 +501,7 @@ mod tests {
     fn a_multipart_message_is_delivered_when_every_part_is_and_fails_when_one_fails() {
         let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
         tracker.queued("m");
-        tracker.assigned("m", "c", 2, true);
+        tracker.assigned("m", &assignment("c", 2));
         tracker.submitted("m", "a1");
         assert_eq!(
             tracker.get("m").map(|d| d.state),
@@ -500,7 +527,7 @@ mod tests {
         );
 
         tracker.queued("n");
-        tracker.assigned("n", "c", 2, true);
+        tracker.assigned("n", &assignment("c", 2));
         tracker.submitted("n", "b1");
         tracker.submitted("n", "b2");
         tracker.receipt(
@@ -537,7 +564,7 @@ mod tests {
         let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
         for (id, carrier) in [("x", "a"), ("y", "b")] {
             tracker.queued(id);
-            tracker.assigned(id, carrier, 1, true);
+            tracker.assigned(id, &assignment(carrier, 1));
             tracker.submitted(id, "42");
         }
         assert!(
@@ -597,7 +624,13 @@ mod tests {
         waiting.submitted("b", "2");
         // A message that went to a carrier not asked for receipts is final on acceptance.
         waiting.queued("d");
-        waiting.assigned("d", "quiet", 1, false);
+        waiting.assigned(
+            "d",
+            &Assignment {
+                receipts_expected: false,
+                ..assignment("quiet", 1)
+            },
+        );
         waiting.submitted("d", "3");
         let quiet = waiting.get("d").expect("kept");
         assert_eq!(quiet.carrier.as_deref(), Some("quiet"));

@@ -312,3 +312,43 @@ async fn when_one_session_drops_another_session_of_the_carrier_sends_its_message
     );
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn carriers_on_the_same_smsc_account_match_receipts_that_came_through_either() {
+    // The simulator hands each receipt to any receiving session of the account, so a message
+    // sent through one carrier often has its receipt arrive on the other's link.
+    let sim = Sim::start().await;
+    let (a, b) = (unique_carrier(), unique_carrier());
+    let mut options = Options::new(sim.smpp);
+    options.carriers = Some(
+        [
+            carrier_entry(&a, sim.smpp, "registered_delivery = 1"),
+            carrier_entry(&b, sim.smpp, "registered_delivery = 1"),
+            route("", &a, ""),
+            route("", &b, ""),
+        ]
+        .concat(),
+    );
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(2).await;
+
+    let ids = daemon.send_many(8, "+3161400").await;
+    let mut carriers = BTreeMap::new();
+    for id in &ids {
+        let delivery = daemon.final_state(id).await;
+        assert_eq!(delivery["state"], "delivered", "{id}: {delivery}");
+        *carriers
+            .entry(delivery["carrier"].as_str().expect("carrier").to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(carriers, BTreeMap::from([(a.clone(), 4), (b.clone(), 4)]));
+    for carrier in [&a, &b] {
+        let unmatched = [("carrier", carrier.as_str()), ("result", "unmatched")];
+        assert_eq!(
+            metric(&daemon, "otpgate_sms_receipts_total", &unmatched).await,
+            None,
+            "{carrier}"
+        );
+    }
+    daemon.stop().await;
+}

@@ -118,6 +118,11 @@ impl CarrierMetrics {
 /// What a carrier's sessions share.
 pub(crate) struct CarrierShared {
     index: usize,
+    /// `config.name`, shared into delivery records without copying.
+    name: Arc<str>,
+    /// `system_id@host:port`: receipts for what this carrier sent come back on that account,
+    /// whichever carrier's session it binds.
+    receipt_scope: Arc<str>,
     config: CarrierConfig,
     queue_tx: mpsc::Sender<OutboundSms>,
     queue_rx: tokio::sync::Mutex<mpsc::Receiver<OutboundSms>>,
@@ -155,7 +160,7 @@ impl CarrierShared {
     }
 
     fn name(&self) -> &str {
-        &self.config.name
+        &self.name
     }
 
     fn try_enqueue(&self, sms: OutboundSms) -> Result<(), OutboundSms> {
@@ -405,6 +410,11 @@ pub fn spawn(
         metrics.available.set(0.0);
         carriers.push(Arc::new(CarrierShared {
             index,
+            name: Arc::from(config.name.as_str()),
+            receipt_scope: Arc::from(format!(
+                "{}@{}:{}",
+                config.system_id, config.host, config.port
+            )),
             pacer: config
                 .max_messages_per_second
                 .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate))),

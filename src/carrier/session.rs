@@ -22,7 +22,7 @@ use super::backoff::Backoff;
 use super::pdu::{self, BindKind};
 use super::{CarrierShared, CarrierStop, OutboundPart, OutboundSms, RouterInner};
 use crate::config::CarrierConfig;
-use crate::delivery::{DeliveryState, DeliveryTracker};
+use crate::delivery::{Assignment, DeliveryState, DeliveryTracker};
 use crate::metrics as m;
 use smpp_wire::receipt;
 
@@ -398,9 +398,12 @@ impl Session {
                 let of = bodies.len();
                 self.deliveries.assigned(
                     &sms.id,
-                    &self.config().name,
-                    of,
-                    self.shared.receipts_expected,
+                    &Assignment {
+                        carrier: self.shared.name.clone(),
+                        receipt_scope: self.shared.receipt_scope.clone(),
+                        parts: of,
+                        receipts_expected: self.shared.receipts_expected,
+                    },
                 );
                 let sms = Arc::new(sms);
                 self.retry
@@ -717,7 +720,9 @@ impl Session {
             debug!(session = %self.label, "deliver_sm that is not a receipt acknowledged");
             return;
         };
-        let matched = self.deliveries.receipt(&self.config().name, &receipt);
+        let matched = self
+            .deliveries
+            .receipt(&self.shared.receipt_scope, &receipt);
         if let Some(latency) = matched {
             self.shared
                 .metrics
