@@ -197,6 +197,8 @@ pub struct CarrierConfig {
     /// An enquire_link unanswered this long means the link is dead.
     pub enquire_link_timeout: Duration,
     pub unbind_timeout: Duration,
+    /// How long a session stops writing after a temporary refusal (throttled, queue full, ...).
+    pub throttle_pause: Duration,
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
     pub max_pdu_length: usize,
@@ -442,6 +444,8 @@ struct FileCarrier {
     enquire_link_timeout_ms: Option<u64>,
     #[serde(default = "defaults::unbind_timeout_ms")]
     unbind_timeout_ms: u64,
+    #[serde(default = "defaults::throttle_pause_ms")]
+    throttle_pause_ms: u64,
     #[serde(default = "defaults::reconnect_initial_ms")]
     reconnect_initial_ms: u64,
     #[serde(default = "defaults::reconnect_max_ms")]
@@ -547,6 +551,9 @@ mod defaults {
     }
     pub fn enquire_link_interval_ms() -> u64 {
         30_000
+    }
+    pub fn throttle_pause_ms() -> u64 {
+        1_000
     }
     pub fn unbind_timeout_ms() -> u64 {
         2_000
@@ -1031,6 +1038,7 @@ impl Validator {
                     .unwrap_or(carrier.enquire_link_interval_ms.min(10_000)),
             )?,
             unbind_timeout: ms("carrier.unbind_timeout_ms", carrier.unbind_timeout_ms)?,
+            throttle_pause: ms("carrier.throttle_pause_ms", carrier.throttle_pause_ms)?,
             reconnect_initial: ms("carrier.reconnect_initial_ms", carrier.reconnect_initial_ms)?,
             reconnect_max: ms("carrier.reconnect_max_ms", carrier.reconnect_max_ms)?,
             max_pdu_length: carrier.max_pdu_length,
@@ -1196,6 +1204,7 @@ source_addr = "OTPGATE"
         );
         assert_eq!(config.carriers[0].interface_version, InterfaceVersion::V34);
         assert_eq!(config.carriers[0].binds, 1);
+        assert_eq!(config.carriers[0].throttle_pause, Duration::from_secs(1));
         assert_eq!(config.carriers[0].bind_mode, BindMode::Transceiver);
         assert_eq!(
             config.routes,
@@ -1325,6 +1334,10 @@ source_addr = "OTPGATE"
             ),
             (minimal("", "window = 0"), "carrier.window"),
             (minimal("", "binds = 0"), "carrier.binds"),
+            (
+                minimal("", "throttle_pause_ms = 0"),
+                "carrier.throttle_pause_ms",
+            ),
             (
                 minimal("", "breaker_failures = 0"),
                 "carrier.breaker_failures",

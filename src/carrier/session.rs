@@ -109,9 +109,6 @@ fn is_throttle(status: CommandStatus) -> bool {
     )
 }
 
-/// How long a session pauses writes after the SMSC says it is throttled or full.
-const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
-
 pub(super) struct Session {
     shared: Arc<CarrierShared>,
     kind: BindKind,
@@ -688,7 +685,7 @@ impl Session {
         let name = status_name(status);
         if is_temporary(status) {
             let now = Instant::now();
-            *paused_until = Some(now + THROTTLE_PAUSE);
+            *paused_until = Some(now + self.config().throttle_pause);
             if is_throttle(status) {
                 // Resend the same part here after the pause; it keeps its place before newer ones.
                 debug!(session = %self.label, status = %name, "throttled; the part will be resent after a pause");
