@@ -375,7 +375,7 @@ impl Carriers {
     }
 
     /// Whether some carrier can send right now.
-    pub fn is_bound(&self) -> bool {
+    pub fn any_available(&self) -> bool {
         let now = Instant::now();
         self.inner.carriers.iter().any(|c| c.available(now))
     }

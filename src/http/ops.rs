@@ -17,15 +17,17 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready only while a carrier session is bound: a load balancer then sends traffic only to
-/// daemons that can deliver.
+/// Ready only while some carrier can send (a session bound, its breaker not open): a load
+/// balancer then sends traffic only to daemons that can deliver.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    if state.carriers.is_bound() {
+    if state.carriers.any_available() {
         Ok(Json(
             json!({ "status": "ready", "messages_in_progress": state.deliveries.in_progress() }),
         ))
     } else {
-        Err(ApiError::Unavailable("no carrier session is bound"))
+        Err(ApiError::Unavailable(
+            "no carrier can send: none has a session bound, or every one's breaker is open",
+        ))
     }
 }
 
