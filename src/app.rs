@@ -151,6 +151,7 @@ pub fn start(
     let serve_limits = http::serve::ServeLimits {
         max_connections: config.server.max_connections,
         header_read_timeout: config.server.header_read_timeout,
+        write_timeout: config.server.write_timeout,
     };
     // The metrics server is not on `tracker`: it must outlive the drain, so it stops last.
     let metrics_stop = CancellationToken::new();

@@ -139,6 +139,8 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Time a client has to send the whole request body.
     pub body_read_timeout: Duration,
+    /// Time a response write may stay blocked on a client that does not read.
+    pub write_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -299,6 +301,8 @@ struct FileServer {
     header_read_timeout_seconds: u64,
     #[serde(default = "defaults::body_read_timeout_seconds")]
     body_read_timeout_seconds: u64,
+    #[serde(default = "defaults::write_timeout_seconds")]
+    write_timeout_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -481,6 +485,9 @@ mod defaults {
         4096
     }
     pub fn header_read_timeout_seconds() -> u64 {
+        10
+    }
+    pub fn write_timeout_seconds() -> u64 {
         10
     }
     pub fn body_read_timeout_seconds() -> u64 {
@@ -742,6 +749,9 @@ impl Validator {
                 "server.header_read_timeout_seconds",
                 server.header_read_timeout_seconds,
             )?),
+            write_timeout: Duration::from_secs(
+                self.positive("server.write_timeout_seconds", server.write_timeout_seconds)?,
+            ),
             body_read_timeout: Duration::from_secs(self.positive(
                 "server.body_read_timeout_seconds",
                 server.body_read_timeout_seconds,
@@ -1198,6 +1208,7 @@ source_addr = "OTPGATE"
         assert_eq!(config.server.max_connections, 4096);
         assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
         assert_eq!(config.server.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.server.write_timeout, Duration::from_secs(10));
         assert_eq!(
             config.carriers[0].enquire_link_interval,
             Duration::from_secs(30)
@@ -1385,6 +1396,10 @@ source_addr = "OTPGATE"
             (
                 minimal("", "").replace("[api]", "body_read_timeout_seconds = 0\n[api]"),
                 "server.body_read_timeout_seconds",
+            ),
+            (
+                minimal("", "").replace("[api]", "write_timeout_seconds = 0\n[api]"),
+                "server.write_timeout_seconds",
             ),
             (minimal("max_parts = 0", ""), "otp.max_parts"),
             (

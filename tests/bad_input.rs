@@ -397,3 +397,38 @@ async fn a_body_that_does_not_arrive_in_time_gets_408() {
     assert_eq!(daemon.send("+31612345678").await.0, StatusCode::ACCEPTED);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_responses_is_disconnected() {
+    // One connection at most: a second client is served only once the first is gone.
+    let (_sim, daemon, addr) =
+        with_server_settings("write_timeout_seconds = 1\nmax_connections = 1").await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let greedy = socket
+        .connect(addr.parse().expect("daemon address"))
+        .await
+        .expect("connect");
+    // Pipelined requests, never read: the answers fill the socket buffers and the daemon's
+    // write blocks. The writer stops when the daemon drops the connection (or after 64 MB).
+    let (_unread, mut writes) = greedy.into_split();
+    let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+    let writer = tokio::spawn(async move {
+        for _ in 0..2000 {
+            if writes.write_all(&request).await.is_err() {
+                return true;
+            }
+        }
+        false
+    });
+
+    let mut next = raw(&addr, HEALTHZ_CLOSE).await;
+    let answer = read_until_closed(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let dropped = tokio::time::timeout(common::PATIENCE, writer)
+        .await
+        .expect("the writer ends")
+        .expect("writer task");
+    assert!(dropped, "the daemon dropped the connection that never read");
+    daemon.stop().await;
+}

@@ -6,6 +6,7 @@ pub mod otp;
 pub mod problem;
 pub mod serve;
 pub mod sms;
+mod write_deadline;
 
 use std::sync::Arc;
 

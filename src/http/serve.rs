@@ -1,6 +1,7 @@
 //! The HTTP accept loop. `axum::serve` has no header-read deadline and no cap on connections, so
 //! a client that opens sockets and never finishes a request head would hold them forever. This
-//! loop serves the same router through hyper with both limits and the same graceful shutdown.
+//! loop serves the same router through hyper with both limits and the same graceful shutdown,
+//! and a deadline on response writes that make no progress.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::write_deadline::WriteDeadline;
+
 /// Limits on the connections one listener serves.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
@@ -23,6 +26,8 @@ pub struct ServeLimits {
     /// Time a connection has to send a complete request head, counted from when the server
     /// starts waiting for one (on connect and after each response, so idle keep-alive counts).
     pub header_read_timeout: Duration,
+    /// Time a blocked response write may wait for the client to read.
+    pub write_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets requests in progress finish.
@@ -61,6 +66,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(err) = connection.await {
