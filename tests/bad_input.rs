@@ -404,7 +404,9 @@ async fn a_client_that_never_reads_its_responses_is_disconnected() {
     let (_sim, daemon, addr) =
         with_server_settings("write_timeout_seconds = 1\nmax_connections = 1").await;
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
     let greedy = socket
         .connect(addr.parse().expect("daemon address"))
         .await

@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use common::proxy::Proxy;
 use common::{Daemon, Options, SMS_KEY, Sim, carrier_entry, sample, unique_carrier};
@@ -351,4 +352,62 @@ async fn carriers_on_the_same_smsc_account_match_receipts_that_came_through_eith
         );
     }
     daemon.stop().await;
+}
+
+#[tokio::test]
+async fn during_shutdown_a_dropped_primary_still_fails_over_before_the_backup_unbinds() {
+    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
+    let proxy = Proxy::start(sim_a.smpp).await;
+    let (a, b) = (unique_carrier(), unique_carrier());
+    let mut options = Options::new(sim_a.smpp);
+    options.carriers = Some(
+        [
+            carrier_entry(
+                &a,
+                proxy.addr,
+                "reconnect_initial_ms = 60000\nreconnect_max_ms = 60000",
+            ),
+            carrier_entry(&b, sim_b.smpp, ""),
+        ]
+        .concat(),
+    );
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(2).await;
+    let mut sessions = daemon.carriers.bound_watch();
+
+    proxy.set_open(false);
+    daemon.send_many(3, "+3161500").await;
+    proxy.wait_for(SUBMIT_SM, 3).await;
+    // Shut down while the three are unanswered on the primary; the backup has nothing to send
+    // of its own, yet must stay bound while the primary holds messages.
+    let addr = daemon.url.trim_start_matches("http://").to_owned();
+    let stopping = tokio::spawn(daemon.stop());
+    // The drain starts once HTTP has stopped: wait (bounded) for the listener to go away.
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(&addr).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Without its own work the backup would unbind within milliseconds; it must not.
+    let unbound = tokio::time::timeout(
+        Duration::from_millis(500),
+        sessions.wait_for(|count| *count < 2),
+    )
+    .await;
+    assert!(
+        unbound.is_err(),
+        "a session unbound while messages were held"
+    );
+    proxy.drop_connection(0);
+    tokio::time::timeout(common::PATIENCE, stopping)
+        .await
+        .expect("stops in time")
+        .expect("stop task");
+    assert_eq!(sim_a.stats_now().submits, 0);
+    assert_eq!(
+        sim_b.stats_now().submits,
+        3,
+        "moved to the backup, then drained"
+    );
 }

@@ -52,6 +52,8 @@ pub enum EnqueueError {
     QueueFull,
     #[error("no route sends SMS to this number")]
     NoRoute,
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
 }
 
 /// Signals that end the carrier tasks, in shutdown order.
@@ -138,6 +140,9 @@ pub(crate) struct CarrierShared {
     senders: AtomicUsize,
     /// Submitting session tasks not yet finished: receivers stay for their receipts until 0.
     running_senders: AtomicUsize,
+    /// Sessions holding parts (written and unanswered, or waiting in their own list): the
+    /// drain is not over while any does, since a dropped link hands them back.
+    holding: AtomicUsize,
     breaker: Mutex<Breaker>,
     /// Set while the breaker is closed with no failure counted: the hot path skips its lock.
     breaker_clean: AtomicBool,
@@ -163,10 +168,9 @@ impl CarrierShared {
         &self.name
     }
 
+    /// Queues without waiting. The drain's close applies to new messages only (checked by
+    /// `Carriers::try_enqueue`): one moving here from a carrier that cannot send still may.
     fn try_enqueue(&self, sms: OutboundSms) -> Result<(), OutboundSms> {
-        if self.queue_closed.load(Ordering::Acquire) {
-            return Err(sms);
-        }
         self.queue_tx
             .try_send(sms)
             .map_err(|err| err.into_inner())?;
@@ -235,6 +239,11 @@ impl CarrierShared {
     fn has_handed_back(&self) -> bool {
         let lanes = self.lanes();
         !lanes.parts.is_empty() || !lanes.messages.is_empty()
+    }
+
+    /// Nothing waits for this carrier and no session of it holds a part.
+    fn idle(&self) -> bool {
+        self.nothing_left() && self.holding.load(Ordering::Acquire) == 0
     }
 
     /// Nothing waits to be sent any more (the queue closed and empty, nothing handed back).
@@ -365,7 +374,11 @@ impl Carriers {
             .table
             .pick(sms.to.digits(), |c| inner.carriers[c].available(now), true)
             .ok_or(EnqueueError::NoRoute)?;
-        inner.carriers[pick.carrier]
+        let carrier = &inner.carriers[pick.carrier];
+        if carrier.queue_closed.load(Ordering::Acquire) {
+            return Err(EnqueueError::ShuttingDown);
+        }
+        carrier
             .try_enqueue(sms)
             .map_err(|_| EnqueueError::QueueFull)?;
         if let Some(from) = pick.instead_of {
@@ -428,6 +441,7 @@ pub fn spawn(
             reference: AtomicU16::new(0),
             senders: AtomicUsize::new(0),
             running_senders: AtomicUsize::new(0),
+            holding: AtomicUsize::new(0),
             breaker: Mutex::new(breaker),
             breaker_clean: AtomicBool::new(true),
             tls,

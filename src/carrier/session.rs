@@ -118,6 +118,8 @@ pub(super) struct Session {
     /// This session's own parts, in order: split from a message it took, or refused as
     /// throttled (resent here after a pause). Handed back to the carrier when the link drops.
     retry: VecDeque<OutboundPart>,
+    /// Counted in the carrier's `holding` (parts in flight or in `retry`).
+    holding: bool,
     stop: CarrierStop,
     deliveries: DeliveryTracker,
 }
@@ -137,6 +139,7 @@ impl Session {
             kind,
             router,
             retry: VecDeque::new(),
+            holding: false,
             stop,
             deliveries,
         }
@@ -146,12 +149,33 @@ impl Session {
         &self.shared.config
     }
 
-    /// Whether this session may end its drain: nothing of its own or its carrier's is left, and a
-    /// receiver also waits until the carrier's submitting sessions are gone.
+    /// Whether this session may end its drain. A submitting session stays while any carrier has
+    /// something left or held, since that may still move here; a receiver stays until its
+    /// carrier's submitting sessions are gone, for their receipts.
     fn drained(&self) -> bool {
-        self.retry.is_empty()
-            && self.shared.nothing_left()
-            && (self.kind.submits() || self.shared.running_senders.load(Ordering::Acquire) == 0)
+        if !self.retry.is_empty() {
+            return false;
+        }
+        if !self.kind.submits() {
+            return self.shared.nothing_left()
+                && self.shared.running_senders.load(Ordering::Acquire) == 0;
+        }
+        match self.router.upgrade() {
+            Some(router) => router.carriers.iter().all(|carrier| carrier.idle()),
+            None => self.shared.idle(),
+        }
+    }
+
+    /// Keeps the carrier's count of sessions holding parts right.
+    fn set_holding(&mut self, holding: bool) {
+        if holding != self.holding {
+            self.holding = holding;
+            if holding {
+                self.shared.holding.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.shared.holding.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
     }
 
     /// Counts a submit outcome.
@@ -516,6 +540,7 @@ impl Session {
                     }
                 }
             }
+            self.set_holding(!in_flight.is_empty() || !self.retry.is_empty());
             if self.stop.drain.is_cancelled() && in_flight.is_empty() && self.drained() {
                 self.unbind(&mut link, &mut sequence).await;
                 break SessionEnd::Drained;
@@ -583,6 +608,7 @@ impl Session {
         let mut handed: Vec<OutboundPart> = unanswered.into_iter().map(|(_, f)| f.part).collect();
         handed.extend(self.retry.drain(..));
         shared.hand_back_first(handed);
+        self.set_holding(false);
         end
     }
 

@@ -82,6 +82,10 @@ impl Shared {
                         ApiError::Unavailable("the SMS queue is full; try again later"),
                     ),
                     EnqueueError::NoRoute => ("no route", ApiError::NoRoute),
+                    EnqueueError::ShuttingDown => (
+                        "shutting down",
+                        ApiError::Unavailable("the daemon is shutting down; try another"),
+                    ),
                 };
                 self.deliveries
                     .ended(&id, DeliveryState::Failed, Some(reason.to_owned()));

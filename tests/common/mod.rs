@@ -487,7 +487,6 @@ impl Daemon {
     }
 }
 
-/// A six-digit code guaranteed to differ from `code`.
 /// The value of the sample `name{labels}` whose labels include every pair in `labels`.
 pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
@@ -504,6 +503,7 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
+/// A six-digit code guaranteed to differ from `code`.
 pub fn wrong_code(code: &str) -> String {
     code.bytes()
         .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
