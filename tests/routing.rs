@@ -411,3 +411,40 @@ async fn during_shutdown_a_dropped_primary_still_fails_over_before_the_backup_un
         "moved to the backup, then drained"
     );
 }
+
+#[tokio::test]
+async fn a_full_queue_sends_the_message_to_the_next_route_instead_of_refusing_it() {
+    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
+    let proxy = Proxy::start(sim_a.smpp).await;
+    let (a, b) = (unique_carrier(), unique_carrier());
+    let mut options = Options::new(sim_a.smpp);
+    options.carriers = Some(
+        [
+            carrier_entry(&a, proxy.addr, "window = 1\nqueue_capacity = 1"),
+            carrier_entry(&b, sim_b.smpp, ""),
+        ]
+        .concat(),
+    );
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(2).await;
+
+    // The primary's one window slot holds the first message, its one queue slot the second.
+    proxy.set_open(false);
+    let first = daemon.send_many(1, "+3161600").await;
+    proxy.wait_for(SUBMIT_SM, 1).await;
+    let second = daemon.send_many(1, "+3161601").await;
+    let third = daemon.send_many(1, "+3161602").await;
+    assert_eq!(
+        carriers_of(&daemon, &third).await,
+        BTreeMap::from([(b.clone(), 1)])
+    );
+    let failovers = [("from", a.as_str()), ("to", b.as_str())];
+    assert_eq!(
+        metric(&daemon, "otpgate_sms_failovers_total", &failovers).await,
+        Some(1.0)
+    );
+    proxy.set_open(true);
+    let both = [first, second].concat();
+    assert_eq!(carriers_of(&daemon, &both).await, BTreeMap::from([(a, 2)]));
+    daemon.stop().await;
+}

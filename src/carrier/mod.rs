@@ -366,7 +366,8 @@ impl Carriers {
         self.inner.table.serves(to.digits())
     }
 
-    /// Queues `sms` on the carrier its routes choose, without waiting.
+    /// Queues `sms` on the carrier its routes choose, without waiting. When that carrier's queue
+    /// is full, the next route that can send now takes it.
     pub fn try_enqueue(&self, sms: OutboundSms) -> Result<(), EnqueueError> {
         let inner = &self.inner;
         let now = Instant::now();
@@ -378,13 +379,33 @@ impl Carriers {
         if carrier.queue_closed.load(Ordering::Acquire) {
             return Err(EnqueueError::ShuttingDown);
         }
-        carrier
-            .try_enqueue(sms)
-            .map_err(|_| EnqueueError::QueueFull)?;
-        if let Some(from) = pick.instead_of {
-            inner.counted_failover(from, pick.carrier);
+        let mut sms = match carrier.try_enqueue(sms) {
+            Ok(()) => {
+                if let Some(from) = pick.instead_of {
+                    inner.counted_failover(from, pick.carrier);
+                }
+                return Ok(());
+            }
+            Err(sms) => sms,
+        };
+        let from = pick.instead_of.unwrap_or(pick.carrier);
+        let mut full = vec![pick.carrier];
+        loop {
+            let usable = |c: usize| !full.contains(&c) && inner.carriers[c].available(now);
+            let Some(next) = inner.table.pick(sms.to.digits(), usable, false) else {
+                return Err(EnqueueError::QueueFull);
+            };
+            match inner.carriers[next.carrier].try_enqueue(sms) {
+                Ok(()) => {
+                    inner.counted_failover(from, next.carrier);
+                    return Ok(());
+                }
+                Err(back) => {
+                    sms = back;
+                    full.push(next.carrier);
+                }
+            }
         }
-        Ok(())
     }
 
     /// Whether some carrier can send right now.
