@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::proxy::Proxy;
 use common::{Daemon, Options, SMS_KEY, Sim, carrier_entry, sample, unique_carrier};
+use otpgate::metrics as m;
 use reqwest::StatusCode;
 use serde_json::json;
 use smpp_codec::common::BindMode;
@@ -134,17 +135,17 @@ async fn when_the_primary_loses_its_link_its_unanswered_messages_go_to_the_next_
     assert_eq!(sim_b.stats_now().submits, 7);
     let failovers = [("from", a.as_str()), ("to", b.as_str())];
     assert_eq!(
-        metric(&daemon, "otpgate_sms_failovers_total", &failovers).await,
+        metric(&daemon, m::SMS_FAILOVERS_TOTAL, &failovers).await,
         Some(7.0)
     );
     assert_eq!(
-        metric(&daemon, "otpgate_carrier_available", &[("carrier", &a)]).await,
+        metric(&daemon, m::CARRIER_AVAILABLE, &[("carrier", &a)]).await,
         Some(0.0)
     );
     assert_eq!(
         metric(
             &daemon,
-            "otpgate_sms_resubmitted_total",
+            m::SMS_RESUBMITTED_TOTAL,
             &[("carrier", &a), ("reason", "link_lost")]
         )
         .await,
@@ -183,7 +184,7 @@ async fn a_carrier_that_keeps_failing_trips_its_breaker_and_its_traffic_moves() 
         "refused with a temporary error, every message was retried on the other carrier"
     );
     let refused = [("carrier", a.as_str()), ("result", "ESME_RSYSERR")];
-    let refused_by_a = metric(&daemon, "otpgate_sms_submitted_total", &refused).await;
+    let refused_by_a = metric(&daemon, m::SMS_SUBMITTED_TOTAL, &refused).await;
     assert!(refused_by_a.is_some_and(|n| n >= 3.0), "{refused_by_a:?}");
     // With the breaker open, new traffic skips the failing carrier.
     let later = daemon.send_many(5, "+3161201").await;
@@ -192,22 +193,22 @@ async fn a_carrier_that_keeps_failing_trips_its_breaker_and_its_traffic_moves() 
         BTreeMap::from([(b.clone(), 5)])
     );
     assert_eq!(
-        metric(&daemon, "otpgate_sms_submitted_total", &refused).await,
+        metric(&daemon, m::SMS_SUBMITTED_TOTAL, &refused).await,
         refused_by_a
     );
     assert_eq!(sim_a.stats_now().submits, 0, "a accepted nothing");
     assert_eq!(sim_b.stats_now().submits, 15);
 
     let labels = [("carrier", a.as_str())];
-    let trips = metric(&daemon, "otpgate_carrier_breaker_trips_total", &labels).await;
+    let trips = metric(&daemon, m::CARRIER_BREAKER_TRIPS_TOTAL, &labels).await;
     assert_eq!(trips, Some(1.0));
-    let state = metric(&daemon, "otpgate_carrier_breaker_state", &labels).await;
+    let state = metric(&daemon, m::CARRIER_BREAKER_STATE, &labels).await;
     assert_eq!(state, Some(1.0), "open");
-    let available = metric(&daemon, "otpgate_carrier_available", &labels).await;
+    let available = metric(&daemon, m::CARRIER_AVAILABLE, &labels).await;
     assert_eq!(available, Some(0.0));
     let failovers = [("from", a.as_str()), ("to", b.as_str())];
     assert_eq!(
-        metric(&daemon, "otpgate_sms_failovers_total", &failovers).await,
+        metric(&daemon, m::SMS_FAILOVERS_TOTAL, &failovers).await,
         Some(15.0)
     );
     daemon.stop().await;
@@ -346,7 +347,7 @@ async fn carriers_on_the_same_smsc_account_match_receipts_that_came_through_eith
     for carrier in [&a, &b] {
         let unmatched = [("carrier", carrier.as_str()), ("result", "unmatched")];
         assert_eq!(
-            metric(&daemon, "otpgate_sms_receipts_total", &unmatched).await,
+            metric(&daemon, m::SMS_RECEIPTS_TOTAL, &unmatched).await,
             None,
             "{carrier}"
         );
@@ -440,7 +441,7 @@ async fn a_full_queue_sends_the_message_to_the_next_route_instead_of_refusing_it
     );
     let failovers = [("from", a.as_str()), ("to", b.as_str())];
     assert_eq!(
-        metric(&daemon, "otpgate_sms_failovers_total", &failovers).await,
+        metric(&daemon, m::SMS_FAILOVERS_TOTAL, &failovers).await,
         Some(1.0)
     );
     proxy.set_open(true);
