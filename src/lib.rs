@@ -5,8 +5,8 @@
 //! - `otp`: code generation, MAC, challenge store, verification.
 //! - `ratelimit`: per-number and global limits.
 //! - `template`: the SMS text around a code.
-//! - `carrier`: the SMPP session that delivers messages (a PDU leaves the process in
-//!   `carrier::session`).
+//! - `carrier`: the carriers, their routes and circuit breakers, and the SMPP sessions that
+//!   deliver messages (a PDU leaves the process in `carrier::session`).
 //! - `delivery`: what became of each SMS (receipts, refusals).
 //! - `http`: the API routes, request extraction and error mapping.
 //! - `metrics`: metric names and the Prometheus exporter.
