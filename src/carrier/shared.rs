@@ -248,15 +248,21 @@ impl CarrierShared {
         if self.breaker_clean.load(Ordering::Acquire) {
             return;
         }
-        self.breaker().success();
+        // The flag changes only under the breaker's lock, so it always matches the last
+        // outcome recorded: a failure racing this success cannot be left marked clean.
+        let mut breaker = self.breaker();
+        breaker.success();
         self.breaker_clean.store(true, Ordering::Release);
+        drop(breaker);
         self.refresh_gauges(Instant::now());
     }
 
     /// Counts a failure of this carrier (temporary refusal, no answer, failed bind).
     pub(super) fn failure(&self, now: Instant, what: &str) {
+        let mut breaker = self.breaker();
         self.breaker_clean.store(false, Ordering::Release);
-        let tripped = self.breaker().failure(now);
+        let tripped = breaker.failure(now);
+        drop(breaker);
         if tripped {
             self.metrics.breaker_trips.increment(1);
             warn!(carrier = %self.name(), last_failure = %what, open_seconds = self.config.breaker.open.as_secs(),
