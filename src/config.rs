@@ -98,7 +98,7 @@ pub enum BindMode {
 }
 
 /// When a carrier counts as failing: after `failures` failures in a row (temporary refusals,
-/// unanswered submits, failed binds) it gets no new traffic for `open`, then one trial.
+/// unanswered submits, failed binds) other routes are preferred for `open`, then one trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
     pub failures: u32,
