@@ -449,3 +449,48 @@ async fn a_full_queue_sends_the_message_to_the_next_route_instead_of_refusing_it
     assert_eq!(carriers_of(&daemon, &both).await, BTreeMap::from([(a, 2)]));
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn messages_waiting_for_a_carrier_stuck_in_its_bind_move_once_another_can_send() {
+    // The primary accepts TCP and never answers the bind (its bind timeout is a minute).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    // The backup's SMSC is down at first; it comes back on the same port.
+    let backup = Sim::start().await;
+    let backup_addr = backup.smpp;
+    backup.kill().await;
+    let (a, b) = (unique_carrier(), unique_carrier());
+    let mut options = Options::new(silent_addr);
+    options.carriers = Some(
+        [
+            carrier_entry(&a, silent_addr, "bind_timeout_ms = 60000"),
+            carrier_entry(&b, backup_addr, ""),
+        ]
+        .concat(),
+    );
+    options.shutdown_timeout_seconds = 30;
+    let daemon = Daemon::start(options).await;
+
+    // Nothing can send: the messages wait on their best route, the primary.
+    let ids = daemon.send_many(3, "+3161700").await;
+    let backup = Sim::start_on(backup_addr).await;
+    daemon.wait_sessions(1).await;
+    assert_eq!(
+        carriers_of(&daemon, &ids).await,
+        BTreeMap::from([(b.clone(), 3)]),
+        "moved while the primary was still waiting for its bind response"
+    );
+    assert_eq!(backup.stats_now().submits, 3);
+    // Nothing is left to send, so shutdown does not wait out the pending bind (the deadline
+    // is longer than the test's patience).
+    daemon.stop().await;
+    held.abort();
+}

@@ -177,14 +177,7 @@ impl Session {
             {
                 break;
             }
-            match link::connect_and_bind(
-                self.config(),
-                self.shared.tls.as_ref(),
-                self.kind,
-                &self.label,
-            )
-            .await
-            {
+            match self.connect().await {
                 Ok(link) => {
                     backoff.reset();
                     info!(session = %self.label, host = %self.config().host, port = self.config().port, "SMPP session bound");
@@ -202,6 +195,7 @@ impl Session {
                         }
                     }
                 }
+                Err(link::BindError::Stopped) => break,
                 Err(err) => {
                     self.shared.metrics.bind_failures.increment(1);
                     // While another session of the carrier is bound, the carrier works.
@@ -238,6 +232,34 @@ impl Session {
             self.shared.hand_back_first(self.retry.drain(..).collect());
             if self.stop.abort.is_cancelled() && (left > 0 || !self.shared.nothing_left()) {
                 warn!(session = %self.label, "session stopped with messages unsent");
+            }
+        }
+    }
+
+    /// Connects and binds. A connect or bind can take up to its timeouts; meanwhile, as in the
+    /// backoff, what waits for this carrier moves to routes that can send.
+    async fn connect(&mut self) -> Result<Link, link::BindError> {
+        let shared = self.shared.clone();
+        let label = self.label.clone();
+        let attempt =
+            link::connect_and_bind(&shared.config, shared.tls.as_ref(), self.kind, &label);
+        tokio::pin!(attempt);
+        let mut rescue = tokio::time::interval(Duration::from_secs(1));
+        rescue.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                result = &mut attempt => return result,
+                _ = rescue.tick() => {
+                    self.rescue();
+                    if self.stop.drain.is_cancelled() {
+                        self.shared.close_queue();
+                        // Nothing left anywhere: a bind still pending is not worth waiting for.
+                        if self.drained() {
+                            return Err(link::BindError::Stopped);
+                        }
+                    }
+                }
+                _ = self.stop.abort.cancelled() => return Err(link::BindError::Stopped),
             }
         }
     }
