@@ -39,9 +39,6 @@ pub(super) enum BindError {
     Link(String),
     #[error(transparent)]
     Config(#[from] pdu::PduError),
-    /// The daemon stopped waiting (shutdown past its deadline).
-    #[error("stopped")]
-    Stopped,
 }
 
 /// Connects to the carrier's SMSC and binds as `kind`; `label` names the session in logs.

@@ -169,7 +169,7 @@ impl Session {
     pub(super) async fn run(mut self) {
         let mut backoff =
             Backoff::new(self.config().reconnect_initial, self.config().reconnect_max);
-        'session: loop {
+        loop {
             if self.stop.drain.is_cancelled() {
                 self.shared.close_queue();
             }
@@ -177,7 +177,10 @@ impl Session {
             {
                 break;
             }
-            match self.connect().await {
+            let Some(attempt) = self.connect().await else {
+                break;
+            };
+            match attempt {
                 Ok(link) => {
                     backoff.reset();
                     info!(session = %self.label, host = %self.config().host, port = self.config().port, "SMPP session bound");
@@ -195,7 +198,6 @@ impl Session {
                         }
                     }
                 }
-                Err(link::BindError::Stopped) => break,
                 Err(err) => {
                     self.shared.metrics.bind_failures.increment(1);
                     // While another session of the carrier is bound, the carrier works.
@@ -205,25 +207,13 @@ impl Session {
                     warn!(session = %self.label, %err, "SMPP connect or bind failed");
                 }
             }
-            // Wait out the backoff; meanwhile move queued messages to carriers that can send.
-            let until = Instant::now() + backoff.next_delay(jitter_seed());
-            loop {
-                self.rescue();
-                let now = Instant::now();
-                if now >= until {
-                    break;
-                }
-                let nap = (until - now).min(Duration::from_secs(1));
-                tokio::select! {
-                    _ = tokio::time::sleep(nap) => {}
-                    _ = self.stop.abort.cancelled() => break 'session,
-                    _ = self.stop.drain.cancelled(), if !self.stop.drain.is_cancelled() => {
-                        self.shared.close_queue();
-                    }
-                }
-                if self.stop.drain.is_cancelled() && self.drained() {
-                    break 'session;
-                }
+            let delay = backoff.next_delay(jitter_seed());
+            if self
+                .while_waiting(tokio::time::sleep(delay))
+                .await
+                .is_none()
+            {
+                break;
             }
         }
         if self.kind.submits() {
@@ -236,30 +226,35 @@ impl Session {
         }
     }
 
-    /// Connects and binds. A connect or bind can take up to its timeouts; meanwhile, as in the
-    /// backoff, what waits for this carrier moves to routes that can send.
-    async fn connect(&mut self) -> Result<Link, link::BindError> {
+    /// Connects and binds (which can take up to their timeouts) while waiting messages keep
+    /// moving; None when told to stop first.
+    async fn connect(&mut self) -> Option<Result<Link, link::BindError>> {
         let shared = self.shared.clone();
         let label = self.label.clone();
         let attempt =
             link::connect_and_bind(&shared.config, shared.tls.as_ref(), self.kind, &label);
-        tokio::pin!(attempt);
+        self.while_waiting(attempt).await
+    }
+
+    /// Runs `work` (a connect attempt or a backoff sleep) while, every second, what waits for
+    /// this carrier moves to routes that can send. None when told to stop first: the abort, or
+    /// the drain once nothing is left anywhere (a pending bind is not worth waiting for then).
+    async fn while_waiting<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(work);
         let mut rescue = tokio::time::interval(Duration::from_secs(1));
         rescue.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                result = &mut attempt => return result,
-                _ = rescue.tick() => {
-                    self.rescue();
-                    if self.stop.drain.is_cancelled() {
-                        self.shared.close_queue();
-                        // Nothing left anywhere: a bind still pending is not worth waiting for.
-                        if self.drained() {
-                            return Err(link::BindError::Stopped);
-                        }
-                    }
+                result = &mut work => return Some(result),
+                _ = rescue.tick() => self.rescue(),
+                _ = self.stop.abort.cancelled() => return None,
+                _ = self.stop.drain.cancelled(), if !self.stop.drain.is_cancelled() => {}
+            }
+            if self.stop.drain.is_cancelled() {
+                self.shared.close_queue();
+                if self.drained() {
+                    return None;
                 }
-                _ = self.stop.abort.cancelled() => return Err(link::BindError::Stopped),
             }
         }
     }
