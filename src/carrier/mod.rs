@@ -93,14 +93,35 @@ impl RouterInner {
 
     /// Moves `sms` off carrier `from` to another available route; gives it back when none is.
     fn reroute(&self, sms: OutboundSms, from: usize) -> Result<(), OutboundSms> {
+        self.place_avoiding(sms, from, vec![from])
+    }
+
+    /// Queues `sms` on the best route that can send now, skipping the carriers in `avoid` and
+    /// any whose queue turns out full; counts the move away from `from`. Gives `sms` back when
+    /// no route can take it.
+    fn place_avoiding(
+        &self,
+        mut sms: OutboundSms,
+        from: usize,
+        mut avoid: Vec<usize>,
+    ) -> Result<(), OutboundSms> {
         let now = Instant::now();
-        let usable = |c: usize| c != from && self.carriers[c].available(now);
-        let Some(pick) = self.table.pick(sms.to.digits(), usable, false) else {
-            return Err(sms);
-        };
-        self.carriers[pick.carrier].try_enqueue(sms)?;
-        self.counted_failover(from, pick.carrier);
-        Ok(())
+        loop {
+            let usable = |c: usize| !avoid.contains(&c) && self.carriers[c].available(now);
+            let Some(pick) = self.table.pick(sms.to.digits(), usable, false) else {
+                return Err(sms);
+            };
+            match self.carriers[pick.carrier].try_enqueue(sms) {
+                Ok(()) => {
+                    self.counted_failover(from, pick.carrier);
+                    return Ok(());
+                }
+                Err(back) => {
+                    sms = back;
+                    avoid.push(pick.carrier);
+                }
+            }
+        }
     }
 }
 
@@ -129,31 +150,18 @@ impl Carriers {
         if carrier.queue_closed.load(Ordering::Acquire) {
             return Err(EnqueueError::ShuttingDown);
         }
-        let mut sms = match carrier.try_enqueue(sms) {
+        match carrier.try_enqueue(sms) {
             Ok(()) => {
                 if let Some(from) = pick.instead_of {
                     inner.counted_failover(from, pick.carrier);
                 }
-                return Ok(());
+                Ok(())
             }
-            Err(sms) => sms,
-        };
-        let from = pick.instead_of.unwrap_or(pick.carrier);
-        let mut full = vec![pick.carrier];
-        loop {
-            let usable = |c: usize| !full.contains(&c) && inner.carriers[c].available(now);
-            let Some(next) = inner.table.pick(sms.to.digits(), usable, false) else {
-                return Err(EnqueueError::QueueFull);
-            };
-            match inner.carriers[next.carrier].try_enqueue(sms) {
-                Ok(()) => {
-                    inner.counted_failover(from, next.carrier);
-                    return Ok(());
-                }
-                Err(back) => {
-                    sms = back;
-                    full.push(next.carrier);
-                }
+            Err(sms) => {
+                let from = pick.instead_of.unwrap_or(pick.carrier);
+                inner
+                    .place_avoiding(sms, from, vec![pick.carrier])
+                    .map_err(|_| EnqueueError::QueueFull)
             }
         }
     }
