@@ -43,24 +43,71 @@ fn route(prefix: &str, carrier: &str, extra: &str) -> String {
     format!("\n[[routes]]\nprefix = \"{prefix}\"\ncarrier = \"{carrier}\"\n{extra}\n")
 }
 
-#[tokio::test]
-async fn the_longest_prefix_chooses_the_carrier_and_weights_share_traffic_exactly() {
+/// Two SMSCs and a daemon with carrier `a` on the first (through `proxy`, which records its
+/// frames and can hold them back or drop its link) and `b` on the second, both bound. A test
+/// binds (as `_name` if unused) each part that must live: `..` drops the rest at once.
+struct TwoCarriers {
+    sim_a: Sim,
+    sim_b: Sim,
+    proxy: Proxy,
+    a: String,
+    b: String,
+    daemon: Daemon,
+}
+
+/// Starts `TwoCarriers` with extra lines for each carrier and `routes(a, b)` (TOML naming the
+/// two carriers; empty: `a` first, `b` when `a` is unavailable).
+async fn two_carriers(
+    a_extra: &str,
+    b_extra: &str,
+    routes: impl Fn(&str, &str) -> String,
+) -> TwoCarriers {
     let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
+    let proxy = Proxy::start(sim_a.smpp).await;
     let (a, b) = (unique_carrier(), unique_carrier());
     let mut options = Options::new(sim_a.smpp);
     options.carriers = Some(
         [
-            carrier_entry(&a, sim_a.smpp, ""),
-            carrier_entry(&b, sim_b.smpp, ""),
-            route("+44", &b, ""),
-            route("+1", &a, "weight = 3"),
-            route("+1", &b, "weight = 1"),
-            route("+31", &a, ""),
+            carrier_entry(&a, proxy.addr, a_extra),
+            carrier_entry(&b, sim_b.smpp, b_extra),
+            routes(&a, &b),
         ]
         .concat(),
     );
     let daemon = Daemon::start(options).await;
     daemon.wait_sessions(2).await;
+    TwoCarriers {
+        sim_a,
+        sim_b,
+        proxy,
+        a,
+        b,
+        daemon,
+    }
+}
+
+/// Carrier `a`'s lines for a primary that, once its link drops, stays down for the whole test.
+const STAYS_DOWN: &str = "reconnect_initial_ms = 60000\nreconnect_max_ms = 60000";
+
+#[tokio::test]
+async fn the_longest_prefix_chooses_the_carrier_and_weights_share_traffic_exactly() {
+    let TwoCarriers {
+        sim_a,
+        sim_b,
+        a,
+        b,
+        daemon,
+        proxy: _proxy,
+    } = two_carriers("", "", |a, b| {
+        [
+            route("+44", b, ""),
+            route("+1", a, "weight = 3"),
+            route("+1", b, "weight = 1"),
+            route("+31", a, ""),
+        ]
+        .concat()
+    })
+    .await;
 
     let shared = daemon.send_many(8, "+1425555").await;
     let counts = carriers_of(&daemon, &shared).await;
@@ -95,25 +142,15 @@ async fn the_longest_prefix_chooses_the_carrier_and_weights_share_traffic_exactl
 
 #[tokio::test]
 async fn when_the_primary_loses_its_link_its_unanswered_messages_go_to_the_next_route() {
-    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
-    let proxy = Proxy::start(sim_a.smpp).await;
-    let (a, b) = (unique_carrier(), unique_carrier());
-    let mut options = Options::new(sim_a.smpp);
-    // No [[routes]]: the first carrier is primary, the second takes over. The primary does not
-    // come back within the test.
-    options.carriers = Some(
-        [
-            carrier_entry(
-                &a,
-                proxy.addr,
-                "reconnect_initial_ms = 60000\nreconnect_max_ms = 60000",
-            ),
-            carrier_entry(&b, sim_b.smpp, ""),
-        ]
-        .concat(),
-    );
-    let daemon = Daemon::start(options).await;
-    daemon.wait_sessions(2).await;
+    // No [[routes]]: the first carrier is primary, the second takes over.
+    let TwoCarriers {
+        sim_a,
+        sim_b,
+        proxy,
+        a,
+        b,
+        daemon,
+    } = two_carriers(STAYS_DOWN, "", |_, _| String::new()).await;
 
     proxy.set_open(false);
     let held = daemon.send_many(5, "+3161100").await;
@@ -157,25 +194,22 @@ async fn when_the_primary_loses_its_link_its_unanswered_messages_go_to_the_next_
 
 #[tokio::test]
 async fn a_carrier_that_keeps_failing_trips_its_breaker_and_its_traffic_moves() {
-    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
+    let TwoCarriers {
+        sim_a,
+        sim_b,
+        a,
+        b,
+        daemon,
+        proxy: _proxy,
+    } = two_carriers(
+        "breaker_failures = 3\nbreaker_open_seconds = 60",
+        "",
+        |_, _| String::new(),
+    )
+    .await;
     sim_a
         .put_faults(json!({ "error_percent": 100, "error_status": "ESME_RSYSERR" }))
         .await;
-    let (a, b) = (unique_carrier(), unique_carrier());
-    let mut options = Options::new(sim_a.smpp);
-    options.carriers = Some(
-        [
-            carrier_entry(
-                &a,
-                sim_a.smpp,
-                "breaker_failures = 3\nbreaker_open_seconds = 60",
-            ),
-            carrier_entry(&b, sim_b.smpp, ""),
-        ]
-        .concat(),
-    );
-    let daemon = Daemon::start(options).await;
-    daemon.wait_sessions(2).await;
 
     let first = daemon.send_many(10, "+3161200").await;
     assert_eq!(
@@ -357,23 +391,13 @@ async fn carriers_on_the_same_smsc_account_match_receipts_that_came_through_eith
 
 #[tokio::test]
 async fn during_shutdown_a_dropped_primary_still_fails_over_before_the_backup_unbinds() {
-    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
-    let proxy = Proxy::start(sim_a.smpp).await;
-    let (a, b) = (unique_carrier(), unique_carrier());
-    let mut options = Options::new(sim_a.smpp);
-    options.carriers = Some(
-        [
-            carrier_entry(
-                &a,
-                proxy.addr,
-                "reconnect_initial_ms = 60000\nreconnect_max_ms = 60000",
-            ),
-            carrier_entry(&b, sim_b.smpp, ""),
-        ]
-        .concat(),
-    );
-    let daemon = Daemon::start(options).await;
-    daemon.wait_sessions(2).await;
+    let TwoCarriers {
+        sim_a,
+        sim_b,
+        proxy,
+        daemon,
+        ..
+    } = two_carriers(STAYS_DOWN, "", |_, _| String::new()).await;
     let mut sessions = daemon.carriers.bound_watch();
 
     proxy.set_open(false);
@@ -415,19 +439,14 @@ async fn during_shutdown_a_dropped_primary_still_fails_over_before_the_backup_un
 
 #[tokio::test]
 async fn a_full_queue_sends_the_message_to_the_next_route_instead_of_refusing_it() {
-    let (sim_a, sim_b) = (Sim::start().await, Sim::start().await);
-    let proxy = Proxy::start(sim_a.smpp).await;
-    let (a, b) = (unique_carrier(), unique_carrier());
-    let mut options = Options::new(sim_a.smpp);
-    options.carriers = Some(
-        [
-            carrier_entry(&a, proxy.addr, "window = 1\nqueue_capacity = 1"),
-            carrier_entry(&b, sim_b.smpp, ""),
-        ]
-        .concat(),
-    );
-    let daemon = Daemon::start(options).await;
-    daemon.wait_sessions(2).await;
+    let TwoCarriers {
+        proxy,
+        a,
+        b,
+        daemon,
+        sim_a: _sim_a,
+        sim_b: _sim_b,
+    } = two_carriers("window = 1\nqueue_capacity = 1", "", |_, _| String::new()).await;
 
     // The primary's one window slot holds the first message, its one queue slot the second.
     proxy.set_open(false);
