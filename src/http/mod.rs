@@ -18,6 +18,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::carrier::{Carriers, EnqueueError, OutboundSms};
 use crate::delivery::{DeliveryState, DeliveryTracker};
 use crate::otp::OtpService;
+use crate::phone::PhoneNumber;
 use crate::ratelimit::RateLimits;
 use crate::template::Messages;
 use extract::ApiKeys;
@@ -63,6 +64,15 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The number an SMS is for: valid E.164, and served by some route.
+    pub fn destination(&self, raw: &str) -> Result<PhoneNumber, ApiError> {
+        let phone = PhoneNumber::parse(raw)?;
+        if !self.carriers.serves(&phone) {
+            return Err(ApiError::NoRoute);
+        }
+        Ok(phone)
+    }
+
     /// Opens the delivery record of `sms` (with its caller's `callback_url`) and queues it for
     /// the carrier its routes choose. A full queue ends the record as failed and tells the
     /// caller to retry.

@@ -51,10 +51,7 @@ pub async fn send(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SendRequest>,
 ) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
-    let phone = PhoneNumber::parse(&request.phone)?;
-    if !state.carriers.serves(&phone) {
-        return Err(ApiError::NoRoute);
-    }
+    let phone = state.destination(&request.phone)?;
     if request
         .locale
         .as_deref()

@@ -71,10 +71,7 @@ pub async fn send(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SmsRequest>,
 ) -> Result<(StatusCode, Json<SmsResponse>), ApiError> {
-    let to = PhoneNumber::parse(&request.to)?;
-    if !state.carriers.serves(&to) {
-        return Err(ApiError::NoRoute);
-    }
+    let to = state.destination(&request.to)?;
     if request
         .from
         .as_deref()
