@@ -4,7 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, Options, Sim, wrong_code};
+use common::{Daemon, Options, Sim, sample, wrong_code};
+use otpgate::metrics as m;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -194,6 +195,24 @@ async fn a_full_queue_sheds_load_with_503_and_the_unsent_code_is_withdrawn() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(daemon.send("+31600000001").await.0, StatusCode::ACCEPTED);
+    // Every failed bind is followed by a backoff that tries to move waiting messages to another
+    // carrier. There is none: the queued message must keep its slot through two of them.
+    let failures = || async {
+        let (_, text) = daemon.get_text("/metrics").await;
+        let labels = [(m::LABEL_CARRIER, daemon.carrier_name.as_str())];
+        sample(&text, m::SMPP_BIND_FAILURES_TOTAL, &labels).unwrap_or(0.0)
+    };
+    let before = failures().await;
+    for _ in 0..500 {
+        if failures().await >= before + 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        failures().await >= before + 2.0,
+        "the session kept retrying its bind"
+    );
     let (status, problem) = daemon.send("+31600000002").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(problem["type"], "urn:otpgate:problem:unavailable");

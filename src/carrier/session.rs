@@ -276,6 +276,16 @@ impl Session {
             return;
         };
         let from = self.shared.index;
+        // Taking a message out of the queue to find it has nowhere to go would free its slot:
+        // the queue's bound would stop bounding. Only look when some other carrier can send.
+        let now = Instant::now();
+        if !router
+            .carriers
+            .iter()
+            .any(|carrier| carrier.index != from && carrier.available(now))
+        {
+            return;
+        }
         // Parts handed back, of messages none of whose parts the SMSC accepted.
         {
             let mut lanes = self.shared.lanes();
