@@ -121,17 +121,18 @@ impl Delivery {
     }
 }
 
-impl Inner {
-    /// Drops `record`'s carrier ids from the receipt index.
-    fn unindex(&mut self, record: &Delivery) {
-        let scope = record.receipt_scope.as_deref().unwrap_or_default();
-        if let Some(ids) = self.by_message_id.get_mut(scope) {
-            for part_id in &record.part_ids {
-                ids.remove(part_id);
-            }
+/// Drops `record`'s carrier ids from the receipt index (a field of `Inner`, taken alone so the
+/// record can stay borrowed from the same `Inner`).
+fn unindex(index: &mut HashMap<Arc<str>, MessageIds<String>>, record: &Delivery) {
+    let scope = record.receipt_scope.as_deref().unwrap_or_default();
+    if let Some(ids) = index.get_mut(scope) {
+        for part_id in &record.part_ids {
+            ids.remove(part_id);
         }
     }
+}
 
+impl Inner {
     /// Keeps `in_progress` and its gauge right across a change of `id`'s state.
     fn account(&mut self, was_final: bool, now_final: bool) {
         match (was_final, now_final) {
@@ -260,7 +261,7 @@ impl DeliveryTracker {
     fn forget(inner: &mut Inner, id: &str) {
         if let Some(record) = inner.records.remove(id) {
             inner.account(record.done_at.is_some(), true);
-            inner.unindex(&record);
+            unindex(&mut inner.by_message_id, &record);
         }
     }
 
@@ -406,34 +407,32 @@ impl DeliveryTracker {
             };
             Self::forget(&mut inner, &id);
         }
-        {
-            let now = SystemTime::now();
-            let overdue: Vec<String> = inner
-                .records
-                .iter()
-                .filter(|(_, r)| r.done_at.is_none() && r.receipts_expected)
-                .filter(|(_, r)| {
-                    r.submitted_at.is_some_and(|at| {
-                        now.duration_since(at).unwrap_or_default() >= self.receipt_wait
-                    })
+        let inner = &mut *inner;
+        let now = SystemTime::now();
+        let overdue: Vec<String> = inner
+            .records
+            .iter()
+            .filter(|(_, r)| r.done_at.is_none() && r.receipts_expected)
+            .filter(|(_, r)| {
+                r.submitted_at.is_some_and(|at| {
+                    now.duration_since(at).unwrap_or_default() >= self.receipt_wait
                 })
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in overdue {
-                let Some(record) = inner.records.get_mut(&id) else {
-                    continue;
-                };
-                record.state = DeliveryState::Receipt(ReceiptState::Unknown);
-                record.error = Some(format!(
-                    "no final receipt within {} s",
-                    self.receipt_wait.as_secs()
-                ));
-                record.done_at = Some(now);
-                self.changed(&id, record);
-                let record = record.clone();
-                inner.account(false, true);
-                inner.unindex(&record);
-            }
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in overdue {
+            let Some(record) = inner.records.get_mut(&id) else {
+                continue;
+            };
+            record.state = DeliveryState::Receipt(ReceiptState::Unknown);
+            record.error = Some(format!(
+                "no final receipt within {} s",
+                self.receipt_wait.as_secs()
+            ));
+            record.done_at = Some(now);
+            self.changed(&id, record);
+            unindex(&mut inner.by_message_id, record);
+            inner.account(false, true);
         }
         inner.records.len()
     }
