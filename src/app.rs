@@ -98,15 +98,10 @@ pub fn start(
     // Webhook POSTs still pending at the shutdown deadline are abandoned.
     let webhooks = crate::webhooks::spawn(&config.callbacks, &tracker, stop.abort.clone())
         .context("cannot build the HTTP client for callbacks")?;
-    // registered_delivery 1 (always) or 3 (on success, SMPP 5.0) promises a receipt to wait for.
-    // Each carrier's own setting applies once it takes a message; until then, wait for receipts
-    // when any carrier asks for them.
-    let receipts_expected = config
-        .carriers
-        .iter()
-        .any(|c| matches!(c.registered_delivery & 0x03, 1 | 3));
+    // Whether a message waits for a receipt is its carrier's registered_delivery, recorded when
+    // the carrier takes it.
     let deliveries = DeliveryTracker::new(config.delivery.max_records, config.delivery.ttl)
-        .with_receipts(receipts_expected, config.delivery.receipt_wait)
+        .with_receipt_wait(config.delivery.receipt_wait)
         .with_webhooks(webhooks);
     let carriers = carrier::spawn(
         config.carriers.clone(),

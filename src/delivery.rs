@@ -162,8 +162,6 @@ pub struct Assignment {
 pub struct DeliveryTracker {
     inner: Arc<Mutex<Inner>>,
     webhooks: Option<Webhooks>,
-    /// Whether a message is taken to expect receipts until a carrier says otherwise.
-    receipts_expected: bool,
     /// A message still without a final receipt this long after its submit ends as unknown.
     receipt_wait: Duration,
     max_records: usize,
@@ -182,16 +180,15 @@ impl DeliveryTracker {
         Self {
             inner: Arc::new(Mutex::new(inner)),
             webhooks: None,
-            receipts_expected: true,
             receipt_wait: ttl,
             max_records,
             ttl,
         }
     }
 
-    /// Whether receipts will come (registered_delivery asks for them), and how long to wait for one.
-    pub fn with_receipts(mut self, expected: bool, wait: Duration) -> Self {
-        self.receipts_expected = expected;
+    /// How long a submitted message waits for its final receipt (when its carrier asks for
+    /// receipts) before it ends as unknown.
+    pub fn with_receipt_wait(mut self, wait: Duration) -> Self {
         self.receipt_wait = wait;
         self
     }
@@ -247,7 +244,8 @@ impl DeliveryTracker {
             parts: 1,
             carrier: None,
             receipt_scope: None,
-            receipts_expected: self.receipts_expected,
+            // Until a carrier takes it (and says, in `assigned`).
+            receipts_expected: true,
             callback: callback.map(Arc::from),
             notifications: 0,
             part_ids: Vec::new(),
@@ -605,9 +603,15 @@ mod tests {
 
     #[test]
     fn without_receipts_acceptance_is_final_and_with_them_waiting_ends_as_unknown() {
-        let silent = DeliveryTracker::new(10, Duration::from_secs(60))
-            .with_receipts(false, Duration::from_secs(60));
+        let silent = DeliveryTracker::new(10, Duration::from_secs(60));
         silent.queued("a");
+        silent.assigned(
+            "a",
+            &Assignment {
+                receipts_expected: false,
+                ..assignment("quiet", 1)
+            },
+        );
         silent.submitted("a", "1");
         let record = silent.get("a").expect("kept");
         assert_eq!(
@@ -617,7 +621,7 @@ mod tests {
         assert_eq!(silent.in_progress(), 0);
 
         let waiting =
-            DeliveryTracker::new(10, Duration::from_secs(60)).with_receipts(true, Duration::ZERO);
+            DeliveryTracker::new(10, Duration::from_secs(60)).with_receipt_wait(Duration::ZERO);
         waiting.queued("b");
         waiting.queued("c");
         waiting.submitted("b", "2");
