@@ -141,6 +141,24 @@ fn unit_count(character: char, coding: Coding) -> Result<usize, SplitError> {
     }
 }
 
+/// The part each character goes to, given the units each takes: parts fill in order up to
+/// `per_part` units, and a character (an escape and its septet, a surrogate pair) never
+/// straddles two. `split` and `count` both cut by it.
+fn part_of_each(
+    sizes: impl Iterator<Item = usize>,
+    per_part: usize,
+) -> impl Iterator<Item = usize> {
+    let (mut part, mut used) = (0, 0);
+    sizes.map(move |size| {
+        if used + size > per_part {
+            part += 1;
+            used = 0;
+        }
+        used += size;
+        part
+    })
+}
+
 /// How many parts `split` makes of `text`, without building them; the same errors, except that
 /// a text too long for concatenation reports its real part count.
 pub fn count(
@@ -149,22 +167,16 @@ pub fn count(
     concatenation: Concatenation,
 ) -> Result<usize, SplitError> {
     let (single, per_part) = coding.limits();
-    let mut total = 0;
-    for character in text.chars() {
-        total += unit_count(character, coding)?;
-    }
-    if total <= single || concatenation == Concatenation::Payload {
+    let sizes = text
+        .chars()
+        .map(|character| unit_count(character, coding))
+        .collect::<Result<Vec<usize>, _>>()?;
+    if sizes.iter().sum::<usize>() <= single || concatenation == Concatenation::Payload {
         return Ok(1);
     }
-    let (mut parts, mut used) = (1, 0);
-    for character in text.chars() {
-        let size = unit_count(character, coding)?;
-        if used + size > per_part {
-            parts += 1;
-            used = 0;
-        }
-        used += size;
-    }
+    let parts = part_of_each(sizes.into_iter(), per_part)
+        .last()
+        .map_or(1, |last| last + 1);
     if parts > usize::from(u8::MAX) {
         return Err(SplitError::TooLong(parts));
     }
@@ -199,18 +211,13 @@ pub fn split(
         }]);
     }
     let mut chunks: Vec<Vec<u8>> = vec![Vec::new()];
-    let mut used = 0;
-    for character in &encoded {
-        let size = units(coding, character);
-        if used + size > per_part {
+    let sizes = encoded.iter().map(|character| units(coding, character));
+    for (character, part) in encoded.iter().zip(part_of_each(sizes, per_part)) {
+        // Parts are numbered from 0 up by one at a time: `part` is the last chunk or the next.
+        if part == chunks.len() {
             chunks.push(Vec::new());
-            used = 0;
         }
-        chunks
-            .last_mut()
-            .expect("starts with one chunk")
-            .extend_from_slice(character);
-        used += size;
+        chunks[part].extend_from_slice(character);
     }
     let total = u8::try_from(chunks.len()).map_err(|_| SplitError::TooLong(chunks.len()))?;
     Ok(chunks
