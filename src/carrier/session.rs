@@ -260,7 +260,8 @@ impl Session {
     }
 
     /// While this carrier cannot send (no submitting session bound, or its breaker open), moves
-    /// what waits for it to other routes.
+    /// what waits for it to other routes. Also refreshes the carrier's gauges, which time alone
+    /// can change (a breaker's open period ends): this runs every second in every session.
     fn rescue(&mut self) {
         let now = Instant::now();
         self.shared.refresh_gauges(now);
