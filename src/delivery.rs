@@ -375,10 +375,10 @@ impl DeliveryTracker {
             self.changed(&id, record);
         }
         inner.account(was_final, now_final);
-        if receipt.state.is_final() {
-            if let Some(ids) = inner.by_message_id.get_mut(scope) {
-                ids.remove(&receipt.message_id);
-            }
+        if receipt.state.is_final()
+            && let Some(ids) = inner.by_message_id.get_mut(scope)
+        {
+            ids.remove(&receipt.message_id);
         }
         latency
     }

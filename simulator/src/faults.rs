@@ -54,10 +54,10 @@ impl FaultSpec {
                 return Err(format!("{name} must be between 0 and 100"));
             }
         }
-        if let Some([min, max]) = self.latency_ms {
-            if min > max {
-                return Err("latency_ms is [min, max] with min <= max".into());
-            }
+        if let Some([min, max]) = self.latency_ms
+            && min > max
+        {
+            return Err("latency_ms is [min, max] with min <= max".into());
         }
         if self
             .hang_seconds

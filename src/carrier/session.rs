@@ -396,15 +396,15 @@ impl Session {
             debug!(session = %self.label, to = %part.sms.to.masked(), "code expired before it could be sent");
             return Fed::Dropped;
         }
-        if let Some(pacer) = &self.shared.pacer {
-            if let Err(not_until) = pacer.check() {
-                // Over the carrier's rate: this part waits, in its place, for the next slot.
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                ));
-                self.retry.push_front(part);
-                return Fed::Paused(now + wait);
-            }
+        if let Some(pacer) = &self.shared.pacer
+            && let Err(not_until) = pacer.check()
+        {
+            // Over the carrier's rate: this part waits, in its place, for the next slot.
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            self.retry.push_front(part);
+            return Fed::Paused(now + wait);
         }
         let seq = sequence.next();
         let command = Command::new(CommandStatus::EsmeRok, seq, part.body.clone());
@@ -471,10 +471,8 @@ impl Session {
                 if let Some(err) = failure {
                     break SessionEnd::Lost(format!("write failed: {err}"));
                 }
-                if fed {
-                    if let Err(err) = link.flush().await {
-                        break SessionEnd::Lost(format!("write failed: {err}"));
-                    }
+                if fed && let Err(err) = link.flush().await {
+                    break SessionEnd::Lost(format!("write failed: {err}"));
                 }
             }
             self.set_holding(!in_flight.is_empty() || !self.retry.is_empty());
@@ -731,10 +729,11 @@ impl Session {
         }
         let wait = async {
             while let Some(Ok(frame)) = link.next().await {
-                if let Frame::Command(command) = frame {
-                    if command.id() == CommandId::UnbindResp && command.sequence_number() == seq {
-                        return;
-                    }
+                if let Frame::Command(command) = frame
+                    && command.id() == CommandId::UnbindResp
+                    && command.sequence_number() == seq
+                {
+                    return;
                 }
             }
         };

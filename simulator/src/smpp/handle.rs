@@ -67,10 +67,10 @@ impl Session {
         // An acknowledged receipt is done; a refused one is tried again. (An error response may
         // carry no body, so this goes by command_id, not by PDU.)
         if id == rusmpp::CommandId::DeliverSmResp {
-            if let Some(job) = self.awaiting_ack.remove(&seq) {
-                if command.status() != CommandStatus::EsmeRok {
-                    self.requeue_receipt(*job);
-                }
+            if let Some(job) = self.awaiting_ack.remove(&seq)
+                && command.status() != CommandStatus::EsmeRok
+            {
+                self.requeue_receipt(*job);
             }
             return Reply::None;
         }
@@ -318,16 +318,16 @@ impl Session {
         let Some(text) = whole else {
             return (CommandStatus::EsmeRok, id);
         };
-        if self.shared.config.mo.loopback {
-            if let Err(err) = crate::mo::send(
+        if self.shared.config.mo.loopback
+            && let Err(err) = crate::mo::send(
                 &self.shared,
                 Some(&account),
                 &to,
                 message.source_addr,
                 &text,
-            ) {
-                debug!(account = %account, %err, "loopback MO not delivered");
-            }
+            )
+        {
+            debug!(account = %account, %err, "loopback MO not delivered");
         }
         (CommandStatus::EsmeRok, id)
     }
