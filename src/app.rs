@@ -18,10 +18,13 @@ use crate::carrier::{self, CarrierStop, Carriers};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::delivery::DeliveryTracker;
-use crate::http::{self, AppState, Shared, extract::ApiKeys};
+use crate::directory::Directory;
+use crate::directory::sqlite::SqliteDirectory;
+use crate::http::{self, AppState, Shared, extract::ApiClients};
 use crate::notify;
 use crate::otp::{CodeMac, Entropy, MemoryStore, OsEntropy, OtpService};
 use crate::ratelimit::RateLimits;
+use crate::signin::SignIn;
 
 /// The sockets the daemon serves on, bound before `run` so tests can pass port 0 and read it back.
 pub struct Listeners {
@@ -83,6 +86,26 @@ pub fn start(
     let metrics = crate::metrics::install();
     let tracker = TaskTracker::new();
     let mac = CodeMac::new(config.otp.secret.expose().as_bytes())?;
+    let directory: Option<Arc<dyn Directory>> = match &config.directory {
+        Some(settings) => Some(Arc::new(
+            SqliteDirectory::open(&settings.path).with_context(|| {
+                format!("cannot open the directory {}", settings.path.display())
+            })?,
+        )),
+        None => None,
+    };
+    let signin = match (&directory, &config.signin) {
+        (Some(directory), Some(settings)) => Some(SignIn::new(
+            directory.clone(),
+            mac.clone(),
+            deps.entropy.clone(),
+            deps.clock.clone(),
+            config.otp.policy,
+            settings.clone(),
+            config.otp.max_pending,
+        )),
+        _ => None,
+    };
     let otp = OtpService::new(
         Arc::new(MemoryStore::new(config.otp.max_pending)),
         mac,
@@ -115,8 +138,10 @@ pub fn start(
         otp: otp.clone(),
         limits: limits.clone(),
         carriers: carriers.clone(),
-        api_keys: ApiKeys::new(&config.api_keys),
-        sms_keys: ApiKeys::new(&config.sms_keys),
+        clients: ApiClients::new(&config.clients),
+        directory,
+        signin: signin.clone(),
+        admin_console: config.admin.console,
         sms_validity: config.delivery.sms_validity,
         messages: config.otp.messages.clone(),
         metrics,
@@ -128,6 +153,9 @@ pub fn start(
 
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {
         otp.sweep();
+        if let Some(signin) = &signin {
+            signin.sweep();
+        }
     });
     // Forgets delivery records past their TTL and ends messages whose receipt is overdue.
     let sweeping = deliveries.clone();

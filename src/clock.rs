@@ -2,11 +2,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A source of monotonic time.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Instant;
+    /// Wall-clock time, for what leaves the process with a date on it (a JWT's `iat`/`exp`).
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }
 
 /// Shared handle to whichever clock the process runs on.
@@ -26,13 +30,20 @@ impl Clock for SystemClock {
 #[derive(Debug)]
 pub struct ManualClock {
     origin: Instant,
+    wall_origin: SystemTime,
     offset_nanos: AtomicU64,
 }
 
 impl ManualClock {
     pub fn new() -> Self {
+        Self::with_wall(SystemTime::now())
+    }
+
+    /// A clock whose wall time starts at `wall` (in the past, to mint already-expired tokens).
+    pub fn with_wall(wall: SystemTime) -> Self {
         Self {
             origin: Instant::now(),
+            wall_origin: wall,
             offset_nanos: AtomicU64::new(0),
         }
     }
@@ -53,6 +64,10 @@ impl Default for ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         self.origin + Duration::from_nanos(self.offset_nanos.load(Ordering::SeqCst))
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.wall_origin + Duration::from_nanos(self.offset_nanos.load(Ordering::SeqCst))
     }
 }
 

@@ -8,7 +8,11 @@
 //! - `carrier`: the carriers, their routes and circuit breakers, and the SMPP sessions that
 //!   deliver messages (a PDU leaves the process in `carrier::session`).
 //! - `delivery`: what became of each SMS (receipts, refusals).
-//! - `http`: the API routes, request extraction and error mapping.
+//! - `directory`: tenants, users, groups, phone methods and the text-message policy (SQLite),
+//!   the in-memory index of numbers ready for SMS sign-in, CSV import and export.
+//! - `signin`: SMS sign-in flows (with decoys for unknown numbers) and the signed assertion.
+//! - `http`: the API routes (OTP, SMS, directory admin, sign-in, the admin console), request
+//!   extraction, scoped keys and error mapping.
 //! - `metrics`: metric names and the Prometheus exporter.
 //! - `config`: the TOML file and its validation; `app`: wiring and shutdown; `clock`: time.
 
@@ -17,11 +21,13 @@ pub mod carrier;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod directory;
 pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod otp;
 pub mod phone;
 pub mod ratelimit;
+pub mod signin;
 pub mod template;
 pub mod webhooks;

@@ -25,6 +25,13 @@ pub const SMS_FAILOVERS_TOTAL: &str = "otpgate_sms_failovers_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "otpgate_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "otpgate_http_request_duration_seconds";
 
+pub const SIGNIN_STARTS_TOTAL: &str = "otpgate_signin_starts_total";
+pub const SIGNIN_COMPLETES_TOTAL: &str = "otpgate_signin_completes_total";
+pub const SIGNIN_REVOKED_TOTAL: &str = "otpgate_signin_revoked_total";
+pub const SIGNIN_PENDING: &str = "otpgate_signin_pending";
+pub const SIGNIN_LOG_DROPPED_TOTAL: &str = "otpgate_signin_log_dropped_total";
+pub const DIRECTORY_READY_NUMBERS: &str = "otpgate_directory_ready_numbers";
+
 pub const LABEL_RESULT: &str = "result";
 pub const LABEL_LIMIT: &str = "limit";
 pub const LABEL_CARRIER: &str = "carrier";
@@ -78,6 +85,24 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(OTP_ISSUED_TOTAL, "One-time codes issued.");
+    describe_counter!(
+        SIGNIN_STARTS_TOTAL,
+        "SMS sign-in starts, decoys included (the count does not say which)."
+    );
+    describe_counter!(SIGNIN_COMPLETES_TOTAL, "SMS sign-in completes by result.");
+    describe_counter!(
+        SIGNIN_REVOKED_TOTAL,
+        "Pending sign-in codes killed because the number, user or policy changed."
+    );
+    describe_gauge!(SIGNIN_PENDING, "Sign-in flows pending, decoys included.");
+    describe_counter!(
+        SIGNIN_LOG_DROPPED_TOTAL,
+        "Sign-in log records dropped because the writer fell behind."
+    );
+    describe_gauge!(
+        DIRECTORY_READY_NUMBERS,
+        "Numbers whose mobile method is ready for SMS sign-in, over all tenants."
+    );
     describe_counter!(OTP_VERIFICATIONS_TOTAL, "Verification attempts by result.");
     describe_counter!(
         RATE_LIMITED_TOTAL,

@@ -72,6 +72,24 @@ impl PhoneNumber {
         Ok(Self(normalised))
     }
 
+    /// Parses a number written in any common international form, as an admin types one:
+    /// `+31 (0)6 1234 5678` and `+44 (0)7700 900123` lose their trunk prefix, then the result
+    /// must pass [`PhoneNumber::parse`]. The country code is required.
+    pub fn parse_international(raw: &str) -> Result<Self, PhoneError> {
+        // "(0)" marks the trunk prefix dialled at home, never part of the international number.
+        Self::parse(&raw.trim().replace("(0)", ""))
+    }
+
+    /// The way Microsoft Graph shows a phone method's number: country code, a space, the
+    /// national number (`+31 612345678`). Where the country code ends comes from
+    /// libphonenumber's metadata (the phonenumber crate).
+    pub fn graph_form(&self) -> String {
+        match phonenumber::parse(None, &self.0) {
+            Ok(number) => format!("+{} {}", number.code().value(), number.national().value()),
+            Err(_) => self.0.clone(),
+        }
+    }
+
     /// The E.164 form, `+` included.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -157,6 +175,24 @@ mod tests {
         assert_eq!(
             PhoneNumber::parse("+1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9"),
             Err(PhoneError::TooLong(19))
+        );
+    }
+
+    #[test]
+    fn international_forms_drop_the_trunk_prefix_and_show_as_graph_does() {
+        for raw in ["+31 (0)6 1234 5678", "+31 6 12345678", "+31612345678"] {
+            let number = PhoneNumber::parse_international(raw).expect("valid");
+            assert_eq!(number.as_str(), "+31612345678", "{raw}");
+            assert_eq!(number.graph_form(), "+31 612345678");
+        }
+        let uk = PhoneNumber::parse_international("+44 (0)7700 900123").expect("valid");
+        assert_eq!(uk.as_str(), "+447700900123");
+        assert_eq!(uk.graph_form(), "+44 7700900123");
+        let us = PhoneNumber::parse_international("+1 (425) 555-0100").expect("valid");
+        assert_eq!(us.graph_form(), "+1 4255550100");
+        assert_eq!(
+            PhoneNumber::parse_international("06 1234 5678"),
+            Err(PhoneError::NoCountryCode)
         );
     }
 

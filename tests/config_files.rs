@@ -46,7 +46,24 @@ fn the_development_config_points_at_the_shipped_simulator() {
         .account(&daemon.carriers[0].system_id)
         .expect("the daemon's account exists");
     assert_eq!(account.password, daemon.carriers[0].password.expose());
-    assert!(daemon.api_keys.iter().any(|k| k.expose() == "dev-only-key"));
+    let scopes = |key: &str| {
+        let digest = otpgate::config::clients::key_sha256(key);
+        daemon
+            .clients
+            .iter()
+            .find(|c| c.key_sha256 == digest)
+            .map(|c| c.scopes)
+            .unwrap_or_else(|| panic!("{key} is a client of the development config"))
+    };
+    use otpgate::config::clients::Scope;
+    assert!(scopes("dev-only-key").contains(Scope::SignIn));
+    assert!(scopes("dev-only-key").contains(Scope::OtpVerify));
+    assert!(!scopes("dev-only-key").contains(Scope::DirectoryWrite));
+    assert!(scopes("dev-only-sms-key").contains(Scope::SmsSend));
+    assert!(scopes("dev-only-admin-key").contains(Scope::DirectoryWrite));
+    assert!(scopes("dev-only-admin-key").contains(Scope::AuditRead));
+    assert!(!scopes("dev-only-admin-key").contains(Scope::OtpSend));
+    assert!(daemon.signin.is_some() && daemon.directory.is_some() && daemon.admin.console);
 }
 
 #[test]
@@ -81,12 +98,30 @@ fn check_config_names_the_problem_and_exits_non_zero() {
             "missing.key",
         ),
         (shipped.replace("window = 10", "window = \"ten\""), "window"),
+        (
+            shipped.replace("assertion_ttl_seconds = 120", "assertion_ttl_seconds = 121"),
+            "signin.assertion_ttl_seconds: must be 1 to 120",
+        ),
+        (
+            shipped.replace("alg = \"EdDSA\"", "alg = \"ES256\""),
+            "signin.keys[0]",
+        ),
+        (
+            shipped.replace("scopes = [\"sms:send\"]", "scopes = [\"sms:everything\"]"),
+            "unknown variant `sms:everything`",
+        ),
+        (
+            shipped.replacen(
+                "key_sha256 = \"b252",
+                "key_env = \"X\"\nkey_sha256 = \"b252",
+                1,
+            ),
+            "give exactly one of key_sha256, key_file or key_env",
+        ),
     ];
-    std::fs::copy(
-        config_dir().join("dev-secret.key"),
-        dir.path().join("dev-secret.key"),
-    )
-    .expect("copy secret");
+    for file in ["dev-secret.key", "dev-signin-ed25519.pem"] {
+        std::fs::copy(config_dir().join(file), dir.path().join(file)).expect("copy");
+    }
     for (text, expected) in cases {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, &text).expect("write");

@@ -1,4 +1,9 @@
 //! Configuration: the TOML file model (serde, unknown fields refused) and the validated `Config`.
+//! Sections with files of their own: `clients` (`[api]`), `signin` (`[directory]`, `[signin]`,
+//! `[admin]`).
+
+pub mod clients;
+pub mod signin;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -60,9 +65,11 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
-    pub api_keys: Vec<Secret>,
-    /// Keys allowed to use /v1/sms.
-    pub sms_keys: Vec<Secret>,
+    /// Every API client (the older `keys` and `sms_keys` become clients too).
+    pub clients: Vec<clients::ApiClient>,
+    pub directory: Option<signin::DirectoryConfig>,
+    pub signin: Option<crate::signin::SignInSettings>,
+    pub admin: signin::AdminConfig,
     pub otp: OtpConfig,
     pub limits: LimitsConfig,
     pub limits_prune_interval: Duration,
@@ -212,7 +219,11 @@ pub struct CarrierConfig {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     server: FileServer,
-    api: FileApi,
+    api: clients::FileApi,
+    directory: Option<signin::FileDirectory>,
+    signin: Option<signin::FileSignIn>,
+    #[serde(default)]
+    admin: signin::FileAdmin,
     otp: FileOtp,
     #[serde(default)]
     limits: FileLimits,
@@ -303,17 +314,6 @@ struct FileServer {
     body_read_timeout_seconds: u64,
     #[serde(default = "defaults::write_timeout_seconds")]
     write_timeout_seconds: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileApi {
-    #[serde(default)]
-    keys: Vec<String>,
-    keys_file: Option<PathBuf>,
-    /// Keys for the generic SMS routes (/v1/sms); OTP keys cannot send arbitrary text.
-    #[serde(default)]
-    sms_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -677,12 +677,15 @@ impl Validator {
     }
 
     fn config(&self, file: FileConfig) -> Result<Config, ConfigError> {
-        let (api_keys, sms_keys) = self.api_keys(file.api)?;
+        let clients = self.clients(file.api)?;
+        let (directory, signin) = self.directory(file.directory, file.signin)?;
         let carriers = self.carriers(file.carrier, file.carriers)?;
         Ok(Config {
             server: self.server(file.server)?,
-            api_keys,
-            sms_keys,
+            clients,
+            directory,
+            signin,
+            admin: self.admin(file.admin),
             // A text is counted in parts the strictest carrier would need.
             otp: self.otp(file.otp, carriers.iter().all(|c| c.allow_latin1))?,
             limits: self.limits(&file.limits)?,
@@ -757,32 +760,6 @@ impl Validator {
                 server.body_read_timeout_seconds,
             )?),
         })
-    }
-
-    fn api_keys(&self, api: FileApi) -> Result<(Vec<Secret>, Vec<Secret>), ConfigError> {
-        let sms_keys = api.sms_keys;
-        self.check_keys("api.sms_keys", &sms_keys)?;
-        let mut keys = api.keys;
-        if let Some(path) = &api.keys_file {
-            let text = self.read("api.keys_file", path)?;
-            keys.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
-                    .map(str::to_owned),
-            );
-        }
-        if keys.is_empty() {
-            return Err(self.invalid(
-                "api.keys",
-                "at least one API key is required (keys or keys_file)",
-            ));
-        }
-        self.check_keys("api.keys", &keys)?;
-        Ok((
-            keys.into_iter().map(Secret).collect(),
-            sms_keys.into_iter().map(Secret).collect(),
-        ))
     }
 
     /// Every key is at least 8 printable ASCII characters without spaces; an error names the
@@ -1404,7 +1381,7 @@ source_addr = "OTPGATE"
             (minimal("max_parts = 0", ""), "otp.max_parts"),
             (
                 minimal("", "").replace("keys = [\"test-key-123\"]", "keys = []"),
-                "api.keys",
+                "api.clients",
             ),
         ];
         for (text, setting) in cases {

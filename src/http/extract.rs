@@ -8,67 +8,130 @@ use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
 use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::config::Secret;
+use crate::config::clients::{ApiClient, Scope, key_sha256};
 
-/// The accepted API keys, kept as SHA-256 digests and compared in constant time.
-pub struct ApiKeys(Vec<[u8; 32]>);
+/// The API clients, found by the SHA-256 of the presented key in constant time.
+pub struct ApiClients(Vec<Arc<ApiClient>>);
 
-impl ApiKeys {
-    pub fn new(keys: &[Secret]) -> Self {
-        Self(
-            keys.iter()
-                .map(|k| Sha256::digest(k.expose().as_bytes()).into())
-                .collect(),
-        )
+impl ApiClients {
+    pub fn new(clients: &[ApiClient]) -> Self {
+        Self(clients.iter().cloned().map(Arc::new).collect())
     }
 
-    /// Whether `presented` is one of the keys. Every key is compared, so timing does not say which
-    /// one (or how much of one) matched.
-    pub fn accepts(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.0
-            .iter()
-            .fold(subtle::Choice::from(0), |found, key| {
-                found | key.ct_eq(&digest)
-            })
-            .into()
+    /// The client whose key is `presented`. Every client's digest is compared, so timing does
+    /// not say which one (or how much of one) matched.
+    pub fn find(&self, presented: &str) -> Option<&Arc<ApiClient>> {
+        let digest = key_sha256(presented);
+        let mut found = None;
+        for client in &self.0 {
+            let hit: bool = client.key_sha256.ct_eq(&digest).into();
+            if hit {
+                found = Some(client);
+            }
+        }
+        found
     }
 }
 
-/// Middleware for `/v1/otp`: refuses requests without a known OTP key.
-pub async fn require_api_key(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    require(&state.api_keys, request, next).await
+/// The authenticated client of a request, put there by [`authorize`].
+#[derive(Clone)]
+pub struct Caller(pub Arc<ApiClient>);
+
+impl Caller {
+    /// Refuses a tenant outside the client's `tenants`.
+    pub fn tenant(&self, tid: &str) -> Result<(), ApiError> {
+        if self.0.may_touch(tid) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this key may not touch tenant {tid}"
+            )))
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
 }
 
-/// Middleware for `/v1/sms`: refuses requests without a known SMS key.
-pub async fn require_sms_key(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    require(&state.sms_keys, request, next).await
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized)
+    }
 }
 
-async fn require(keys: &ApiKeys, request: Request, next: Next) -> Result<Response, ApiError> {
+/// The client's IP address as the connection gave it (empty when not served over TCP).
+pub struct Peer(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip().to_string())
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+/// What a group of routes needs of the key.
+#[derive(Clone, Copy)]
+pub enum Need {
+    Scope(Scope),
+    /// `directory:read` to GET, `directory:write` for everything else.
+    Directory,
+}
+
+/// Middleware: a known key (else 401) with the scope the route needs (else 403); the client
+/// goes into the request for the handler.
+pub async fn authorize(
+    State((state, need)): State<(AppState, Need)>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    match presented {
-        Some(key) if keys.accepts(key) => Ok(next.run(request).await),
-        _ => Err(ApiError::Unauthorized),
+    let client = presented
+        .and_then(|key| state.clients.find(key))
+        .ok_or(ApiError::Unauthorized)?;
+    let scope = match need {
+        Need::Scope(scope) => scope,
+        Need::Directory if request.method() == axum::http::Method::GET => Scope::DirectoryRead,
+        Need::Directory => Scope::DirectoryWrite,
+    };
+    if !client.scopes.contains(scope) {
+        return Err(ApiError::Forbidden(format!(
+            "this key lacks the scope {}",
+            scope.as_str()
+        )));
     }
+    request.extensions_mut().insert(Caller(client.clone()));
+    Ok(next.run(request).await)
 }
 
 /// A JSON request body, read up to the configured size.
@@ -138,14 +201,23 @@ mod tests {
 
     #[test]
     fn keys_match_exactly() {
-        let keys = ApiKeys::new(&[
-            Secret::from("first-key-1".to_owned()),
-            Secret::from("second-key-2".to_owned()),
-        ]);
-        assert!(keys.accepts("first-key-1"));
-        assert!(keys.accepts("second-key-2"));
-        assert!(!keys.accepts("first-key-"));
-        assert!(!keys.accepts(""));
+        let client = |name: &str, key: &str| ApiClient {
+            name: name.to_owned(),
+            key_sha256: key_sha256(key),
+            scopes: crate::config::clients::Scopes::of(&[Scope::OtpSend]),
+            tenants: None,
+        };
+        let clients = ApiClients::new(&[client("a", "first-key-1"), client("b", "second-key-2")]);
+        assert_eq!(
+            clients.find("first-key-1").map(|c| c.name.as_str()),
+            Some("a")
+        );
+        assert_eq!(
+            clients.find("second-key-2").map(|c| c.name.as_str()),
+            Some("b")
+        );
+        assert!(clients.find("first-key-").is_none());
+        assert!(clients.find("").is_none());
     }
 
     #[test]

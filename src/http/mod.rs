@@ -1,10 +1,13 @@
 //! The HTTP API for identity frontends (`/v1`) and operators (`/healthz`, `/readyz`, `/metrics`).
 
+pub mod admin;
+pub mod directory;
 pub mod extract;
 pub mod ops;
 pub mod otp;
 pub mod problem;
 pub mod serve;
+pub mod signin;
 pub mod sms;
 mod write_deadline;
 
@@ -13,6 +16,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
+
+use crate::config::clients::Scope;
+use crate::directory::Directory;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::carrier::{Carriers, EnqueueError, OutboundSms};
@@ -21,7 +27,7 @@ use crate::otp::OtpService;
 use crate::phone::PhoneNumber;
 use crate::ratelimit::RateLimits;
 use crate::template::Messages;
-use extract::ApiKeys;
+use extract::{ApiClients, Need};
 use problem::ApiError;
 
 /// Shared state of every handler: one cheap-to-clone handle built at start-up. axum clones it
@@ -49,8 +55,12 @@ pub struct Shared {
     pub otp: OtpService,
     pub limits: RateLimits,
     pub carriers: Carriers,
-    pub api_keys: ApiKeys,
-    pub sms_keys: ApiKeys,
+    pub clients: ApiClients,
+    /// The sign-in directory, when `[directory]` is configured.
+    pub directory: Option<Arc<dyn Directory>>,
+    pub signin: Option<crate::signin::SignIn>,
+    /// Serve the admin console and the test sign-in page.
+    pub admin_console: bool,
     /// How long a generic SMS may wait for the carrier.
     pub sms_validity: std::time::Duration,
     pub messages: Messages,
@@ -112,33 +122,109 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/otp/{id}"),
     ("POST", "/v1/sms"),
     ("GET", "/v1/sms/{id}"),
+    ("GET", "/v1/tenants"),
+    ("POST", "/v1/tenants"),
+    ("GET", "/v1/tenants/{tid}"),
+    ("PATCH", "/v1/tenants/{tid}"),
+    ("DELETE", "/v1/tenants/{tid}"),
+    ("GET", "/v1/tenants/{tid}/users"),
+    ("POST", "/v1/tenants/{tid}/users"),
+    ("GET", "/v1/tenants/{tid}/users/{uid}"),
+    ("PATCH", "/v1/tenants/{tid}/users/{uid}"),
+    ("DELETE", "/v1/tenants/{tid}/users/{uid}"),
+    ("GET", "/v1/tenants/{tid}/groups"),
+    ("POST", "/v1/tenants/{tid}/groups"),
+    ("GET", "/v1/tenants/{tid}/groups/{gid}"),
+    ("DELETE", "/v1/tenants/{tid}/groups/{gid}"),
+    ("GET", "/v1/tenants/{tid}/groups/{gid}/members"),
+    ("POST", "/v1/tenants/{tid}/groups/{gid}/members"),
+    ("DELETE", "/v1/tenants/{tid}/groups/{gid}/members/{uid}"),
+    (
+        "GET",
+        "/v1/tenants/{tid}/users/{uid}/authentication/phoneMethods",
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/users/{uid}/authentication/phoneMethods",
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tid}/users/{uid}/authentication/phoneMethods/{mid}",
+    ),
+    (
+        "PATCH",
+        "/v1/tenants/{tid}/users/{uid}/authentication/phoneMethods/{mid}",
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tid}/users/{uid}/authentication/phoneMethods/{mid}",
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/users/{uid}/authentication/phoneMethods/{mid}/enableSmsSignIn",
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tid}/users/{uid}/authentication/phoneMethods/{mid}/disableSmsSignIn",
+    ),
+    ("GET", SMS_POLICY),
+    ("PATCH", SMS_POLICY),
+    ("GET", "/v1/tenants/{tid}/auditLogs/directoryAudits"),
+    ("GET", "/v1/tenants/{tid}/auditLogs/signIns"),
+    ("POST", "/v1/signin/sms/start"),
+    ("POST", "/v1/signin/sms/complete"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/openid-configuration"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
 ];
 
+/// The text-message policy of a tenant, at Graph's path.
+const SMS_POLICY: &str =
+    "/v1/tenants/{tid}/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/sms";
+
+/// `router`'s routes, each group behind the key check its scope needs.
+fn guarded(router: Router<AppState>, state: &AppState, need: Need) -> Router<AppState> {
+    router.route_layer(middleware::from_fn_with_state(
+        (state.clone(), need),
+        extract::authorize,
+    ))
+}
+
 /// The API router; `metrics_route` is false when metrics have their own listener.
 pub fn router(state: AppState, metrics_route: bool) -> Router {
-    let v1 = Router::new()
+    let otp_send = Router::new()
         .route("/v1/otp/send", post(otp::send))
-        .route("/v1/otp/verify", post(otp::verify))
-        .route("/v1/otp/{id}", get(otp::status))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            extract::require_api_key,
-        ));
+        .route("/v1/otp/{id}", get(otp::status));
+    let otp_verify = Router::new().route("/v1/otp/verify", post(otp::verify));
     let generic_sms = Router::new()
         .route("/v1/sms", post(sms::send))
-        .route("/v1/sms/{id}", get(sms::status))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            extract::require_sms_key,
-        ));
+        .route("/v1/sms/{id}", get(sms::status));
     let mut router = Router::new()
-        .merge(v1)
-        .merge(generic_sms)
+        .merge(guarded(otp_send, &state, Need::Scope(Scope::OtpSend)))
+        .merge(guarded(otp_verify, &state, Need::Scope(Scope::OtpVerify)))
+        .merge(guarded(generic_sms, &state, Need::Scope(Scope::SmsSend)))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz));
+    if state.directory.is_some() {
+        router = router
+            .merge(guarded(directory_routes(), &state, Need::Directory))
+            .merge(guarded(
+                audit_routes(),
+                &state,
+                Need::Scope(Scope::AuditRead),
+            ))
+            .merge(guarded(signin_routes(), &state, Need::Scope(Scope::SignIn)))
+            .route("/.well-known/jwks.json", get(signin::jwks))
+            .route(
+                "/.well-known/openid-configuration",
+                get(signin::openid_configuration),
+            );
+    }
+    if state.admin_console {
+        router = router.merge(admin::routes());
+    }
     if metrics_route {
         router = router.route("/metrics", get(ops::metrics));
     }
@@ -147,6 +233,79 @@ pub fn router(state: AppState, metrics_route: bool) -> Router {
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(middleware::from_fn(ops::track))
         .with_state(state)
+}
+
+fn directory_routes() -> Router<AppState> {
+    use directory as d;
+    const METHODS: &str = "/v1/tenants/{tid}/users/{uid}/authentication/phoneMethods";
+    Router::new()
+        .route("/v1/tenants", get(d::list_tenants).post(d::create_tenant))
+        .route(
+            "/v1/tenants/{tid}",
+            get(d::get_tenant)
+                .patch(d::update_tenant)
+                .delete(d::delete_tenant),
+        )
+        .route(
+            "/v1/tenants/{tid}/users",
+            get(d::list_users).post(d::create_user),
+        )
+        .route(
+            "/v1/tenants/{tid}/users/{uid}",
+            get(d::get_user)
+                .patch(d::update_user)
+                .delete(d::delete_user),
+        )
+        .route(
+            "/v1/tenants/{tid}/groups",
+            get(d::list_groups).post(d::create_group),
+        )
+        .route(
+            "/v1/tenants/{tid}/groups/{gid}",
+            get(d::get_group).delete(d::delete_group),
+        )
+        .route(
+            "/v1/tenants/{tid}/groups/{gid}/members",
+            get(d::list_members).post(d::add_member),
+        )
+        .route(
+            "/v1/tenants/{tid}/groups/{gid}/members/{uid}",
+            axum::routing::delete(d::remove_member),
+        )
+        .route(METHODS, get(d::list_methods).post(d::add_method))
+        .route(
+            &format!("{METHODS}/{{mid}}"),
+            get(d::get_method)
+                .patch(d::update_method)
+                .delete(d::delete_method),
+        )
+        .route(
+            &format!("{METHODS}/{{mid}}/enableSmsSignIn"),
+            post(d::enable_sign_in),
+        )
+        .route(
+            &format!("{METHODS}/{{mid}}/disableSmsSignIn"),
+            post(d::disable_sign_in),
+        )
+        .route(SMS_POLICY, get(d::get_policy).patch(d::update_policy))
+}
+
+fn audit_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/tenants/{tid}/auditLogs/directoryAudits",
+            get(directory::directory_audits),
+        )
+        .route(
+            "/v1/tenants/{tid}/auditLogs/signIns",
+            get(directory::sign_ins),
+        )
+}
+
+fn signin_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/signin/sms/start", post(signin::start))
+        .route("/v1/signin/sms/complete", post(signin::complete))
 }
 
 /// The router of a separate metrics listener.

@@ -133,7 +133,9 @@ pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if id.starts_with("sms-") {
+    // Generic SMS have their own route; sign-in SMS have none (their state would tell whether
+    // a number is registered).
+    if id.starts_with("sms-") || id.starts_with("signin-") {
         return Err(ApiError::UnknownId);
     }
     status_response(&state, id)

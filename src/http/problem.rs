@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::directory::{DirectoryError, UserRef};
 use crate::metrics as m;
 use crate::otp::CodeFormatError;
 use crate::phone::PhoneError;
@@ -19,6 +20,15 @@ pub enum ApiError {
     /// No `Authorization: Bearer` header, or an unknown key.
     #[error("a valid API key is required: send Authorization: Bearer <key>")]
     Unauthorized,
+    /// A known key without the route's scope, or outside its tenants.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A directory operation failed; `DirectoryError` says how.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// A query parameter or path segment the route cannot use.
+    #[error("{0}")]
+    BadRequest(String),
     #[error("no such route")]
     NotFound,
     /// `GET /v1/otp/{id}` for an id never issued, or forgotten (delivery.ttl_seconds).
@@ -71,6 +81,9 @@ struct Problem {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<&'static str>,
+    /// For `phone-number-not-unique`: who holds the number (an admin may see that).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holder: Option<UserRef>,
 }
 
 impl ApiError {
@@ -85,6 +98,44 @@ impl ApiError {
     fn classify(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+            ),
+            ApiError::Directory(err) => match err {
+                DirectoryError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                DirectoryError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+                DirectoryError::NumberNotUnique { .. } => (
+                    StatusCode::CONFLICT,
+                    "phone-number-not-unique",
+                    "Phone number not unique",
+                ),
+                DirectoryError::NotSupported => {
+                    (StatusCode::CONFLICT, "not-supported", "Not supported")
+                }
+                DirectoryError::NotAllowedByPolicy => (
+                    StatusCode::CONFLICT,
+                    "not-allowed-by-policy",
+                    "Not allowed by policy",
+                ),
+                DirectoryError::MobileRequired => (
+                    StatusCode::CONFLICT,
+                    "mobile-required",
+                    "A mobile number is required first",
+                ),
+                DirectoryError::Invalid(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    "Invalid request",
+                ),
+                DirectoryError::Storage(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                ),
+            },
             ApiError::NotFound | ApiError::UnknownId => {
                 (StatusCode::NOT_FOUND, "not-found", "Not found")
             }
@@ -166,12 +217,25 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited(refused) => Some(refused.limit.as_str()),
             _ => None,
         };
+        let holder = match &self {
+            ApiError::Directory(DirectoryError::NumberNotUnique { holder }) => Some(holder.clone()),
+            _ => None,
+        };
+        let detail = match &self {
+            // Storage details are for the log, not the caller.
+            ApiError::Directory(err @ DirectoryError::Storage(_)) => {
+                tracing::error!(%err, "directory request failed");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
         let problem = Problem {
             kind: format!("urn:otpgate:problem:{slug}"),
             title,
             status: status.as_u16(),
-            detail: self.to_string(),
+            detail,
             limit,
+            holder,
         };
         let mut response = (status, Json(problem)).into_response();
         let headers = response.headers_mut();

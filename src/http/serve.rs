@@ -14,6 +14,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use super::write_deadline::WriteDeadline;
@@ -51,10 +52,10 @@ pub async fn serve(
                 Err(_) => break, // never closed
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors or a connection reset before accept: wait a little
                     // rather than spin, as axum does.
@@ -65,7 +66,15 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The peer's address goes into each request for the sign-in log (axum's ConnectInfo).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let stream = WriteDeadline::new(stream, limits.write_timeout);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -43,9 +43,15 @@ impl CodeMac {
 
     /// MAC over `phone || 0x00 || code`; the separator cannot occur in either part.
     pub fn tag(&self, phone: &PhoneNumber, code: &Code) -> Tag {
+        self.tag_in(phone.as_str(), code)
+    }
+
+    /// MAC over `context || 0x00 || code`. A phone number is one context; a sign-in flow uses
+    /// `signin:<flow>`, which no number can be, so a code never verifies outside its context.
+    pub fn tag_in(&self, context: &str, code: &Code) -> Tag {
         // Cloning the keyed state skips re-hashing the key for every code.
         let mut mac = self.keyed.clone();
-        mac.update(phone.as_str().as_bytes());
+        mac.update(context.as_bytes());
         mac.update(&[0]);
         mac.update(code.expose().as_bytes());
         Tag(mac.finalize().into_bytes().into())

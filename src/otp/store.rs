@@ -78,44 +78,56 @@ pub trait ChallengeStore: Send + Sync + 'static {
     }
 }
 
-/// In-process store: a sharded concurrent map with a cap on its size.
-pub struct MemoryStore {
-    map: DashMap<PhoneNumber, Challenge>,
+/// In-process store: a sharded concurrent map with a cap on its size. Keyed by number for
+/// `/v1/otp`; the sign-in flows key it by tenant and number.
+pub struct MemoryStore<K = PhoneNumber> {
+    map: DashMap<K, Challenge>,
     capacity: usize,
 }
 
-impl MemoryStore {
+impl MemoryStore<PhoneNumber> {
     pub fn new(capacity: usize) -> Self {
+        Self::keyed(capacity)
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> MemoryStore<K> {
+    pub fn keyed(capacity: usize) -> Self {
         Self {
             map: DashMap::new(),
             capacity,
         }
     }
-}
 
-impl ChallengeStore for MemoryStore {
-    fn put(&self, phone: &PhoneNumber, challenge: Challenge) -> Result<(), StoreFull> {
-        // Replacing a number's challenge never grows the map, so it is allowed at the cap. Two racing
-        // inserts of new numbers may overshoot the cap by the number of racing threads, no more.
-        if !self.map.contains_key(phone) && self.map.len() >= self.capacity {
+    /// Stores `challenge` under `key`, replacing (and so invalidating) any pending one.
+    pub fn put_keyed(&self, key: &K, challenge: Challenge) -> Result<(), StoreFull> {
+        // Replacing a key's challenge never grows the map, so it is allowed at the cap. Two racing
+        // inserts of new keys may overshoot the cap by the number of racing threads, no more.
+        if !self.map.contains_key(key) && self.map.len() >= self.capacity {
             return Err(StoreFull(self.capacity));
         }
-        self.map.insert(phone.clone(), challenge);
+        self.map.insert(key.clone(), challenge);
         Ok(())
     }
 
-    fn attempt(
+    /// Counts one attempt at the challenge under `key` (only if it is still `only`, when given)
+    /// and, if attempts remain, compares `candidate` in constant time.
+    pub fn attempt_keyed(
         &self,
-        phone: &PhoneNumber,
+        key: &K,
+        only: Option<&ChallengeId>,
         candidate: &Tag,
         now: Instant,
         max_attempts: u32,
     ) -> Verdict {
         // The entry holds the shard's write lock for the whole count-compare-remove sequence.
-        match self.map.entry(phone.clone()) {
+        match self.map.entry(key.clone()) {
             Entry::Vacant(_) => Verdict::NotFound,
             Entry::Occupied(mut entry) => {
                 let challenge = entry.get_mut();
+                if only.is_some_and(|id| *id != challenge.id) {
+                    return Verdict::NotFound;
+                }
                 if now >= challenge.expires_at {
                     entry.remove();
                     return Verdict::Expired;
@@ -136,18 +148,47 @@ impl ChallengeStore for MemoryStore {
         }
     }
 
-    fn revoke(&self, phone: &PhoneNumber, id: &ChallengeId) {
-        self.map
-            .remove_if(phone, |_, challenge| &challenge.id == id);
+    /// Removes the challenge under `key` if it is still `id`.
+    pub fn revoke_keyed(&self, key: &K, id: &ChallengeId) {
+        self.map.remove_if(key, |_, challenge| &challenge.id == id);
     }
 
-    fn sweep(&self, now: Instant) -> usize {
+    /// Drops every challenge that expired at `now`; returns how many.
+    pub fn sweep_expired(&self, now: Instant) -> usize {
         let before = self.map.len();
         self.map.retain(|_, challenge| challenge.expires_at > now);
         before.saturating_sub(self.map.len())
     }
 
-    fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.map.len()
+    }
+}
+
+impl ChallengeStore for MemoryStore<PhoneNumber> {
+    fn put(&self, phone: &PhoneNumber, challenge: Challenge) -> Result<(), StoreFull> {
+        self.put_keyed(phone, challenge)
+    }
+
+    fn attempt(
+        &self,
+        phone: &PhoneNumber,
+        candidate: &Tag,
+        now: Instant,
+        max_attempts: u32,
+    ) -> Verdict {
+        self.attempt_keyed(phone, None, candidate, now, max_attempts)
+    }
+
+    fn revoke(&self, phone: &PhoneNumber, id: &ChallengeId) {
+        self.revoke_keyed(phone, id);
+    }
+
+    fn sweep(&self, now: Instant) -> usize {
+        self.sweep_expired(now)
+    }
+
+    fn len(&self) -> usize {
+        self.count()
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod signin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,16 @@ pub const API_KEY: &str = "test-key-0123";
 /// A key for /v1/sms only.
 pub const SMS_KEY: &str = "test-sms-key-0123";
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+/// A key with the `signin` scope only (client "frontend").
+pub const SIGNIN_KEY: &str = "test-signin-key-0123";
+/// A second sign-in client ("other-frontend").
+pub const OTHER_SIGNIN_KEY: &str = "test-signin-key-4567";
+/// A key with directory:read, directory:write and audit:read (client "admin").
+pub const ADMIN_KEY: &str = "test-admin-key-0123";
+/// A key with directory:read only (client "reader").
+pub const READER_KEY: &str = "test-reader-key-0123";
+/// Directory keys bound to tenant "bound" (client "bound-admin").
+pub const BOUND_KEY: &str = "test-bound-key-0123";
 /// Upper bound for anything a test waits on; reached only when the behaviour is broken.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -190,6 +201,14 @@ pub struct Options {
     pub server_extra: String,
     /// `[[carriers]]` and `[[routes]]` TOML in place of the one `[carrier]` (see `carrier_entry`).
     pub carriers: Option<String>,
+    /// Turn on the directory, sign-in and the console, with the SQLite file here (None: in the
+    /// daemon's temporary folder).
+    pub signin: bool,
+    pub directory_path: Option<std::path::PathBuf>,
+    /// Lines of the [signin] section.
+    pub signin_extra: String,
+    /// Where the daemon's wall clock starts (None: now).
+    pub wall_clock: Option<std::time::SystemTime>,
 }
 
 impl Options {
@@ -204,6 +223,10 @@ impl Options {
             otp_extra: String::new(),
             carrier_extra: String::new(),
             carriers: None,
+            signin: false,
+            directory_path: None,
+            signin_extra: String::new(),
+            wall_clock: None,
         }
     }
 }
@@ -264,6 +287,51 @@ reconnect_max_ms = 200
             carrier_extra = options.carrier_extra,
         )
     });
+    let signin = if options.signin {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("an Ed25519 key");
+        std::fs::write(dir.join("signin.pem"), key.serialize_pem()).expect("write signing key");
+        let db = options
+            .directory_path
+            .clone()
+            .unwrap_or_else(|| dir.join("directory.db"));
+        format!(
+            r#"
+[directory]
+path = "{db}"
+[signin]
+issuer = "https://otpgate.test"
+{extra}
+[[signin.keys]]
+file = "signin.pem"
+[admin]
+console = true
+"#,
+            db = db.display(),
+            extra = options.signin_extra,
+        )
+    } else {
+        String::new()
+    };
+    let client = |name: &str, key: &str, scopes: &str, tenants: &str| {
+        format!(
+            "[[api.clients]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\nscopes = [{scopes}]\n{tenants}\n",
+            otpgate::config::clients::hex(&otpgate::config::clients::key_sha256(key))
+        )
+    };
+    let directory_scopes = r#""directory:read", "directory:write", "audit:read""#;
+    let clients = [
+        client("frontend", SIGNIN_KEY, r#""signin""#, ""),
+        client("other-frontend", OTHER_SIGNIN_KEY, r#""signin""#, ""),
+        client("admin", ADMIN_KEY, directory_scopes, ""),
+        client("reader", READER_KEY, r#""directory:read""#, ""),
+        client(
+            "bound-admin",
+            BOUND_KEY,
+            directory_scopes,
+            r#"tenants = ["bound"]"#,
+        ),
+    ]
+    .concat();
     let text = format!(
         r#"
 [server]
@@ -273,6 +341,8 @@ shutdown_timeout_seconds = {shutdown}
 [api]
 keys = ["{API_KEY}"]
 sms_keys = ["{SMS_KEY}"]
+{clients}
+{signin}
 [otp]
 secret_file = "secret.key"
 {otp_extra}
@@ -327,7 +397,10 @@ impl Daemon {
         let metrics_url = metrics
             .as_ref()
             .map(|l| format!("http://{}", l.local_addr().expect("local addr")));
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(match options.wall_clock {
+            Some(wall) => ManualClock::with_wall(wall),
+            None => ManualClock::new(),
+        });
         let shutdown = CancellationToken::new();
         let deps = Deps {
             clock: clock.clone(),
@@ -402,6 +475,26 @@ impl Daemon {
             .await
     }
 
+    /// Any request with `key`, and a JSON body when given.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("daemon HTTP answers");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
         let key = if path.starts_with("/v1/sms") {
             SMS_KEY
@@ -449,6 +542,25 @@ impl Daemon {
             ids.push(body["id"].as_str().expect("id").to_owned());
         }
         ids
+    }
+
+    /// Sends `count` generic SMS at once (so the carrier's window fills); returns their ids.
+    pub async fn send_many_at_once(&self, count: usize, prefix: &str) -> Vec<String> {
+        let sends = (0..count).map(|n| {
+            self.post_with(
+                SMS_KEY,
+                "/v1/sms",
+                json!({ "to": format!("{prefix}{n:04}"), "text": format!("message {n}") }),
+            )
+        });
+        futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .map(|(status, body)| {
+                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+                body["id"].as_str().expect("id").to_owned()
+            })
+            .collect()
     }
 
     pub async fn get_text(&self, path: &str) -> (StatusCode, String) {

@@ -1,0 +1,216 @@
+//! `/v1/signin/sms/start` and `/complete` for identity frontends, and the public keys that
+//! verify the assertion (`/.well-known/jwks.json`, `/.well-known/openid-configuration`).
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{debug, error, warn};
+
+use super::AppState;
+use super::extract::{ApiJson, Caller, Peer};
+use super::problem::ApiError;
+use crate::carrier::OutboundSms;
+use crate::directory::{SignInRecord, new_id, now_rfc3339};
+use crate::otp::{Code, Verdict};
+use crate::phone::PhoneNumber;
+use crate::signin::{Completed, SignIn, StartError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    tenant: String,
+    phone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    flow: String,
+    code: String,
+}
+
+fn flows(state: &AppState) -> Result<&SignIn, ApiError> {
+    state.signin.as_ref().ok_or(ApiError::NotFound)
+}
+
+/// Starts a sign-in. The answer is the same for every number: a real flow for a ready one (and
+/// an SMS), a decoy for any other.
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Peer(ip): Peer,
+    ApiJson(request): ApiJson<StartRequest>,
+) -> Result<Response, ApiError> {
+    let signin = flows(&state)?;
+    caller.tenant(&request.tenant)?;
+    let phone = PhoneNumber::parse_international(&request.phone)?;
+    let phone = state.destination(phone.as_str())?;
+    let log = |result: &str, user_id: Option<String>| SignInRecord {
+        id: new_id(),
+        at: now_rfc3339(),
+        tenant: request.tenant.clone(),
+        user_id,
+        phase: "start",
+        result: result.to_owned(),
+        phone_masked: phone.masked().to_string(),
+        client: caller.name().to_owned(),
+        ip: ip.clone(),
+    };
+    if let Err(refused) = state.limits.check_send(&phone) {
+        signin.directory().record_sign_in(log("rateLimited", None));
+        return Err(ApiError::rate_limited(refused));
+    }
+    let started = signin
+        .start(&request.tenant, &phone, caller.name())
+        .map_err(|err| match err {
+            StartError::StoreFull(_) => {
+                ApiError::Unavailable("too many sign-ins are pending; try again later")
+            }
+            StartError::Entropy(err) => {
+                error!(%err, "cannot start a sign-in");
+                ApiError::Internal
+            }
+        })?;
+    let minutes = started.expires_in.as_secs().div_ceil(60);
+    // The text is rendered for decoys too, so both paths do the same work before the queue.
+    let text = match &started.code {
+        Some(code) => state.messages.text(None, code.expose(), minutes),
+        None => state.messages.text(None, "000000", minutes),
+    };
+    let result = match &started.code {
+        None => "notReady",
+        Some(_) => {
+            let sms = OutboundSms {
+                id: format!("signin-{}", new_id()),
+                to: phone.clone(),
+                from: None,
+                text,
+                deadline: Instant::now() + started.expires_in,
+            };
+            match state.enqueue_sms(sms, None) {
+                Ok(()) => "codeSent",
+                Err(err) => {
+                    // Answered like any start (no enumeration); the flow cannot complete.
+                    warn!(%err, to = %phone.masked(), "sign-in SMS not queued");
+                    signin.revoke(&started.flow);
+                    "notQueued"
+                }
+            }
+        }
+    };
+    signin
+        .directory()
+        .record_sign_in(log(result, started.user_id.clone()));
+    debug!(to = %phone.masked(), result, "sign-in started");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "flow": started.flow, "expires_in": started.expires_in.as_secs() })),
+    )
+        .into_response())
+}
+
+/// Completes a sign-in with the code the user typed.
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Peer(ip): Peer,
+    ApiJson(request): ApiJson<CompleteRequest>,
+) -> Result<Response, ApiError> {
+    let signin = flows(&state)?;
+    let code = Code::parse(&request.code, state.otp.policy().code_length)?;
+    let completed = signin
+        .complete(&request.flow, &code, caller.name())
+        .map_err(|err| {
+            error!(%err, "cannot finish a sign-in");
+            ApiError::Internal
+        })?;
+    let record =
+        |tenant: String, user_id: Option<String>, result: &str, phone: &PhoneNumber| SignInRecord {
+            id: new_id(),
+            at: now_rfc3339(),
+            tenant,
+            user_id,
+            phase: "complete",
+            result: result.to_owned(),
+            phone_masked: phone.masked().to_string(),
+            client: caller.name().to_owned(),
+            ip: ip.clone(),
+        };
+    let body = match completed {
+        Completed::Approved {
+            user_id,
+            tenant,
+            phone_method_id,
+            assertion,
+            expires_in,
+            phone,
+        } => {
+            signin.directory().record_sign_in(record(
+                tenant,
+                Some(user_id.clone()),
+                "approved",
+                &phone,
+            ));
+            json!({
+                "status": "approved",
+                "user_id": user_id,
+                "phone_method_id": phone_method_id,
+                "assertion": assertion,
+                "expires_in": expires_in,
+            })
+        }
+        Completed::Refused {
+            verdict,
+            tenant,
+            user_id,
+            phone,
+        } => {
+            if let (Some(tenant), Some(phone)) = (tenant, phone) {
+                signin.directory().record_sign_in(record(
+                    tenant,
+                    user_id,
+                    verdict.as_str(),
+                    &phone,
+                ));
+            }
+            match verdict {
+                Verdict::Denied { attempts_left } => {
+                    json!({ "status": verdict.as_str(), "attempts_left": attempts_left })
+                }
+                _ => json!({ "status": verdict.as_str() }),
+            }
+        }
+    };
+    Ok(Json(body).into_response())
+}
+
+/// The public keys of the assertion, for offline verification.
+pub async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let signin = flows(&state)?;
+    let mut response = Json(signin.settings().keys.jwks()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(response)
+}
+
+/// Enough OpenID discovery for a verifier to find the issuer, the keys and the algorithms.
+pub async fn openid_configuration(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let settings = flows(&state)?.settings();
+    Ok(Json(json!({
+        "issuer": settings.issuer,
+        "jwks_uri": format!("{}/.well-known/jwks.json", settings.issuer),
+        "id_token_signing_alg_values_supported": settings.keys.algorithms(),
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["id_token"],
+        "claims_supported": ["iss", "aud", "sub", "tid", "iat", "exp", "jti", "auth_time", "amr",
+                             "phone_method_id", "name", "preferred_username"],
+    }))
+    .into_response())
+}

@@ -1,0 +1,325 @@
+//! SMS sign-in flows: start (a code to a `ready` number, a decoy for every other number) and
+//! complete (the code, bound to its flow, for a signed assertion).
+//!
+//! No enumeration: a start does the same work and answers the same for a ready, an unknown and a
+//! not-allowed number; a decoy flow has a challenge like a real one (MAC'd in another context, so
+//! no code can ever match it) and counts attempts the same way. One pending flow per tenant and
+//! number: a new start replaces the old one, as a new `/v1/otp/send` does.
+
+pub mod assertion;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use dashmap::DashMap;
+
+pub use assertion::{Claims, SigningAlg, SigningKey, SigningKeys};
+
+use crate::clock::SharedClock;
+use crate::directory::{Directory, PhoneType, ReadyEntry};
+use crate::metrics as m;
+use crate::otp::{
+    Challenge, ChallengeId, Code, CodeMac, Entropy, EntropyError, MemoryStore, Policy, StoreFull,
+    Verdict,
+};
+use crate::phone::PhoneNumber;
+
+/// How assertions are made.
+#[derive(Debug, Clone)]
+pub struct SignInSettings {
+    pub issuer: String,
+    /// At most 120 s.
+    pub assertion_ttl: Duration,
+    pub keys: SigningKeys,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FlowKey {
+    tenant: String,
+    phone: PhoneNumber,
+}
+
+#[derive(Clone)]
+struct Flow {
+    key: FlowKey,
+    /// `None` for a decoy.
+    subject: Option<ReadyEntry>,
+    /// The API client that started it; only it may complete it.
+    client: String,
+    expires_at: Instant,
+}
+
+/// A started flow; `code` is set only for a ready number, and only it gets an SMS.
+#[derive(Debug)]
+pub struct Started {
+    pub flow: String,
+    pub expires_in: Duration,
+    pub code: Option<Code>,
+    pub user_id: Option<String>,
+}
+
+/// What a complete call decided.
+#[derive(Debug)]
+pub enum Completed {
+    Approved {
+        user_id: String,
+        tenant: String,
+        phone_method_id: &'static str,
+        assertion: String,
+        expires_in: u64,
+        phone: PhoneNumber,
+    },
+    /// Any other verdict, with the flow's tenant, user (if real) and number when known.
+    Refused {
+        verdict: Verdict,
+        tenant: Option<String>,
+        user_id: Option<String>,
+        phone: Option<PhoneNumber>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    StoreFull(#[from] StoreFull),
+    #[error(transparent)]
+    Entropy(#[from] EntropyError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompleteError {
+    #[error(transparent)]
+    Sign(#[from] assertion::SignError),
+    #[error(transparent)]
+    Entropy(#[from] EntropyError),
+}
+
+/// Cheap-to-clone handle to the sign-in flows.
+#[derive(Clone)]
+pub struct SignIn {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    directory: Arc<dyn Directory>,
+    store: MemoryStore<FlowKey>,
+    flows: DashMap<String, Flow>,
+    mac: CodeMac,
+    entropy: Arc<dyn Entropy>,
+    clock: SharedClock,
+    policy: Policy,
+    settings: SignInSettings,
+    capacity: usize,
+}
+
+impl SignIn {
+    pub fn new(
+        directory: Arc<dyn Directory>,
+        mac: CodeMac,
+        entropy: Arc<dyn Entropy>,
+        clock: SharedClock,
+        policy: Policy,
+        settings: SignInSettings,
+        capacity: usize,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                directory,
+                store: MemoryStore::keyed(capacity),
+                flows: DashMap::new(),
+                mac,
+                entropy,
+                clock,
+                policy,
+                settings,
+                capacity,
+            }),
+        }
+    }
+
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.inner.directory
+    }
+
+    pub fn settings(&self) -> &SignInSettings {
+        &self.inner.settings
+    }
+
+    /// Starts a flow for `phone` in `tenant`: a real one if the number is ready, a decoy if not.
+    pub fn start(
+        &self,
+        tenant: &str,
+        phone: &PhoneNumber,
+        client: &str,
+    ) -> Result<Started, StartError> {
+        let inner = &*self.inner;
+        if inner.flows.len() >= inner.capacity.saturating_mul(2) {
+            return Err(StoreFull(inner.capacity).into());
+        }
+        let subject = inner.directory.ready(tenant, phone);
+        // The same work for both: a code, a flow id, one MAC.
+        let code = Code::generate(&*inner.entropy, inner.policy.code_length)?;
+        let flow = self.random_hex()?;
+        let context = match subject {
+            Some(_) => format!("signin:{flow}"),
+            None => format!("decoy:{flow}"),
+        };
+        let key = FlowKey {
+            tenant: tenant.to_owned(),
+            phone: phone.clone(),
+        };
+        let expires_at = inner.clock.now() + inner.policy.ttl;
+        inner.store.put_keyed(
+            &key,
+            Challenge {
+                id: ChallengeId(flow.clone()),
+                tag: inner.mac.tag_in(&context, &code),
+                expires_at,
+                attempts: 0,
+            },
+        )?;
+        let user_id = subject.as_ref().map(|s| s.user_id.clone());
+        let real = subject.is_some();
+        inner.flows.insert(
+            flow.clone(),
+            Flow {
+                key,
+                subject,
+                client: client.to_owned(),
+                expires_at,
+            },
+        );
+        metrics::counter!(m::SIGNIN_STARTS_TOTAL).increment(1);
+        self.record_pending();
+        Ok(Started {
+            flow,
+            expires_in: inner.policy.ttl,
+            code: real.then_some(code),
+            user_id,
+        })
+    }
+
+    /// Withdraws a flow whose SMS could not be queued.
+    pub fn revoke(&self, flow: &str) {
+        if let Some((_, gone)) = self.inner.flows.remove(flow) {
+            self.inner
+                .store
+                .revoke_keyed(&gone.key, &ChallengeId(flow.to_owned()));
+        }
+        self.record_pending();
+    }
+
+    /// Judges one attempt at `flow`'s code; approves only a real flow whose number is still the
+    /// same user's ready number (same index generation) as when it started.
+    pub fn complete(
+        &self,
+        flow: &str,
+        code: &Code,
+        client: &str,
+    ) -> Result<Completed, CompleteError> {
+        let inner = &*self.inner;
+        let candidate = inner.mac.tag_in(&format!("signin:{flow}"), code);
+        let Some(found) = inner
+            .flows
+            .get(flow)
+            .map(|f| f.clone())
+            .filter(|f| f.client == client)
+        else {
+            return Ok(self.refused(Verdict::NotFound, None));
+        };
+        if let Some(subject) = &found.subject {
+            let current = inner.directory.ready(&found.key.tenant, &found.key.phone);
+            if current.is_none_or(|c| c.generation != subject.generation) {
+                // The number changed hands, sign-in or the account was disabled, or the policy
+                // no longer allows it: the pending code dies now.
+                self.revoke(flow);
+                metrics::counter!(m::SIGNIN_REVOKED_TOTAL).increment(1);
+                return Ok(self.refused(Verdict::NotFound, Some(&found)));
+            }
+        }
+        let id = ChallengeId(flow.to_owned());
+        let verdict = inner.store.attempt_keyed(
+            &found.key,
+            Some(&id),
+            &candidate,
+            inner.clock.now(),
+            inner.policy.max_attempts,
+        );
+        if matches!(
+            verdict,
+            Verdict::Approved | Verdict::Expired | Verdict::NotFound
+        ) {
+            inner.flows.remove(flow);
+            self.record_pending();
+        }
+        metrics::counter!(m::SIGNIN_COMPLETES_TOTAL, m::LABEL_RESULT => verdict.as_str())
+            .increment(1);
+        let (Verdict::Approved, Some(subject)) = (verdict, &found.subject) else {
+            // A decoy's tag was made in another context: nothing can match it.
+            return Ok(self.refused(verdict, Some(&found)));
+        };
+        let now = inner
+            .clock
+            .wall()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ttl = inner.settings.assertion_ttl.as_secs();
+        let claims = Claims {
+            iss: inner.settings.issuer.clone(),
+            aud: client.to_owned(),
+            sub: subject.user_id.clone(),
+            tid: found.key.tenant.clone(),
+            iat: now,
+            exp: now + ttl,
+            jti: self.random_hex()?,
+            auth_time: now,
+            amr: vec!["sms".to_owned()],
+            phone_method_id: PhoneType::Mobile.method_id().to_owned(),
+            name: subject.display_name.clone(),
+            preferred_username: subject.user_principal_name.clone(),
+        };
+        let assertion = inner.settings.keys.sign(&claims)?;
+        Ok(Completed::Approved {
+            user_id: subject.user_id.clone(),
+            tenant: found.key.tenant,
+            phone_method_id: PhoneType::Mobile.method_id(),
+            assertion,
+            expires_in: ttl,
+            phone: found.key.phone,
+        })
+    }
+
+    /// Drops expired flows; returns how many.
+    pub fn sweep(&self) -> usize {
+        let now = self.inner.clock.now();
+        self.inner.store.sweep_expired(now);
+        let before = self.inner.flows.len();
+        self.inner.flows.retain(|_, flow| flow.expires_at > now);
+        self.record_pending();
+        before.saturating_sub(self.inner.flows.len())
+    }
+
+    pub fn pending(&self) -> usize {
+        self.inner.flows.len()
+    }
+
+    fn refused(&self, verdict: Verdict, flow: Option<&Flow>) -> Completed {
+        Completed::Refused {
+            verdict,
+            tenant: flow.map(|f| f.key.tenant.clone()),
+            user_id: flow.and_then(|f| f.subject.as_ref().map(|s| s.user_id.clone())),
+            phone: flow.map(|f| f.key.phone.clone()),
+        }
+    }
+
+    fn record_pending(&self) {
+        metrics::gauge!(m::SIGNIN_PENDING).set(self.inner.flows.len() as f64);
+    }
+
+    /// 128 random bits as 32 hex digits: flow ids and `jti`s, all the same length.
+    fn random_hex(&self) -> Result<String, EntropyError> {
+        let mut bytes = [0u8; 16];
+        self.inner.entropy.fill(&mut bytes)?;
+        Ok(crate::config::clients::hex(&bytes))
+    }
+}
