@@ -81,7 +81,9 @@ fn the_spec_documents_exactly_the_served_routes() {
 async fn live_answers_match_the_documented_statuses_and_schemas() {
     let spec = spec();
     let sim = Sim::start().await;
-    let daemon = Daemon::start_bound(Options::new(sim.smpp)).await;
+    let mut options = Options::new(sim.smpp);
+    options.signin = true;
+    let daemon = Daemon::start_bound(options).await;
 
     let (send_status, sent) = daemon.send("+31612345678").await;
     let id = sent["id"].as_str().expect("id").to_owned();
@@ -93,9 +95,17 @@ async fn live_answers_match_the_documented_statuses_and_schemas() {
             path.replace("{id}", "sms-0")
         } else {
             path.replace("{id}", &id)
-        };
+        }
+        .replace("{tid}", "t")
+        .replace("{uid}", "u")
+        .replace("{gid}", "g")
+        .replace("{mid}", common::signin::MOBILE);
         let key = if path.starts_with("/v1/sms") {
             common::SMS_KEY
+        } else if path.starts_with("/v1/tenants") {
+            common::ADMIN_KEY
+        } else if path.starts_with("/v1/signin") {
+            common::SIGNIN_KEY
         } else {
             common::API_KEY
         };
@@ -151,6 +161,57 @@ async fn live_answers_match_the_documented_statuses_and_schemas() {
         ]
         .map(String::from)
         .into()
+    );
+
+    // The directory and sign-in answers carry what their schemas require.
+    use reqwest::Method;
+    daemon.create_tenant("contoso").await;
+    daemon.policy_all_users("contoso").await;
+    let uid = daemon.create_user("contoso", "Adele Vance").await;
+    let method = daemon
+        .add_phone("contoso", &uid, "+31600000042", "mobile")
+        .await;
+    assert_eq!(keys(&method), required(&spec, "PhoneMethod"));
+    assert!(
+        enumeration(&spec, "PhoneMethod", "smsSignInState")
+            .contains(method["smsSignInState"].as_str().expect("state"))
+    );
+    let user = daemon
+        .admin(
+            Method::GET,
+            &format!("/v1/tenants/contoso/users/{uid}"),
+            None,
+            reqwest::StatusCode::OK,
+        )
+        .await;
+    assert_eq!(keys(&user), required(&spec, "User"));
+    let policy = daemon
+        .admin(
+            Method::GET,
+            &common::signin::policy_path("contoso"),
+            None,
+            reqwest::StatusCode::OK,
+        )
+        .await;
+    assert_eq!(keys(&policy), required(&spec, "SmsPolicy"));
+    let (status, started) = daemon
+        .start_raw(common::SIGNIN_KEY, "contoso", "+31600000042")
+        .await;
+    assert!(statuses(&spec, "/v1/signin/sms/start", "post").contains(&status.as_u16()));
+    assert_eq!(keys(&started), required(&spec, "SignInStartResponse"));
+    let flow = started["flow"].as_str().expect("flow");
+    let code = sim.code_for("+31600000042").await;
+    let approved = daemon.complete_sign_in(flow, &code).await;
+    assert!(
+        enumeration(&spec, "SignInCompleteResponse", "status")
+            .contains(approved["status"].as_str().expect("status"))
+    );
+    let (status, problem) = daemon
+        .call(Method::GET, common::API_KEY, "/v1/tenants", None)
+        .await;
+    assert!(statuses(&spec, "/v1/tenants", "get").contains(&status.as_u16()));
+    assert!(
+        enumeration(&spec, "Problem", "type").contains(problem["type"].as_str().expect("type"))
     );
 
     // Problem bodies carry the documented fields and one of the documented types.

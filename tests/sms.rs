@@ -22,8 +22,8 @@ async fn long_texts_go_out_in_parts_and_are_tracked_until_delivered() {
         .await;
     assert_eq!(
         status,
-        StatusCode::UNAUTHORIZED,
-        "an OTP key cannot send arbitrary text"
+        StatusCode::FORBIDDEN,
+        "an OTP key cannot send arbitrary text (a known key without sms:send)"
     );
     let (status, body_ok) = daemon
         .post_with(
@@ -175,8 +175,8 @@ async fn bad_sms_requests_are_refused_precisely() {
         .expect("answer");
     assert_eq!(
         response.status(),
-        StatusCode::UNAUTHORIZED,
-        "an SMS key cannot issue codes"
+        StatusCode::FORBIDDEN,
+        "an SMS key cannot issue codes (a known key without otp:send)"
     );
     daemon.stop().await;
 }
