@@ -1,6 +1,7 @@
-//! Load generator for the daemon: POSTs `/v1/otp/send` for distinct numbers with a fixed
-//! concurrency and request count, then (with `--sim`) waits until the simulator has received every
-//! accepted SMS. Driven by `scripts/bench-e2e`; see docs/BENCHMARKS.md.
+//! Load generator for the daemon: POSTs `/v1/otp/send` (or, with `--tenant`,
+//! `/v1/signin/sms/start`) for distinct numbers with a fixed concurrency and request count, then
+//! (with `--sim`) waits until the simulator has received every accepted SMS. Driven by
+//! `scripts/bench-e2e`; see docs/BENCHMARKS.md.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ struct Args {
     /// Base URL of the simulator's tester API; when set, end-to-end delivery is measured too.
     #[arg(long)]
     sim: Option<String>,
+    /// Start SMS sign-ins in this tenant instead of sending plain codes.
+    #[arg(long)]
+    tenant: Option<String>,
 }
 
 #[tokio::main]
@@ -40,13 +44,18 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, next, url, key, total) = (
+        let (client, next, url, key, total, tenant) = (
             client.clone(),
             next.clone(),
             args.url.clone(),
             args.key.clone(),
             args.requests,
+            args.tenant.clone(),
         );
+        let path = match tenant {
+            Some(_) => "/v1/signin/sms/start",
+            None => "/v1/otp/send",
+        };
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
@@ -55,10 +64,13 @@ async fn main() -> anyhow::Result<()> {
                 if n >= total {
                     break;
                 }
-                let body = format!(r#"{{"phone":"+447{n:09}"}}"#);
+                let body = match &tenant {
+                    Some(tenant) => format!(r#"{{"tenant":"{tenant}","phone":"+447{n:09}"}}"#),
+                    None => format!(r#"{{"phone":"+447{n:09}"}}"#),
+                };
                 let sent = Instant::now();
                 let status = client
-                    .post(format!("{url}/v1/otp/send"))
+                    .post(format!("{url}{path}"))
                     .bearer_auth(&key)
                     .header("content-type", "application/json")
                     .body(body)

@@ -403,3 +403,31 @@ async fn lifecycle_changes_kill_a_pending_code_at_once() {
     daemon.stop().await;
     sim.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_racing_completes_with_the_right_code_approve_once() {
+    let (sim, daemon) = setup().await;
+    ready_user(&daemon, "contoso", "Adele Vance", "+31612345678").await;
+    let flow = daemon.start_sign_in("contoso", "+31612345678").await;
+    let code = sim.next_code_after("+31612345678", 0).await;
+    let daemon = std::sync::Arc::new(daemon);
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let (daemon, flow, code) = (daemon.clone(), flow.clone(), code.clone());
+            tokio::spawn(async move { daemon.complete_sign_in(&flow, &code).await })
+        })
+        .collect();
+    let mut approved = 0;
+    for racer in racers {
+        let answer = racer.await.expect("no panic");
+        match answer["status"].as_str() {
+            Some("approved") => approved += 1,
+            Some("not_found") => {}
+            other => panic!("unexpected {other:?}: {answer}"),
+        }
+    }
+    assert_eq!(approved, 1, "one code, one assertion");
+    let daemon = std::sync::Arc::into_inner(daemon).expect("racers done");
+    daemon.stop().await;
+    sim.kill().await;
+}

@@ -7,8 +7,8 @@
 //! policy change that takes the user out of scope kills a pending code at once.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crate::phone::PhoneNumber;
 
@@ -25,7 +25,8 @@ pub struct ReadyEntry {
 /// One tenant's ready numbers, and each user's (a user has one mobile method, so one number).
 #[derive(Default)]
 struct TenantIndex {
-    by_number: HashMap<PhoneNumber, ReadyEntry>,
+    /// Shared with the flows that started on it (a lookup clones no string).
+    by_number: HashMap<PhoneNumber, Arc<ReadyEntry>>,
     by_user: HashMap<String, PhoneNumber>,
 }
 
@@ -47,7 +48,7 @@ pub struct Ready {
 }
 
 impl ReadyIndex {
-    pub fn lookup(&self, tid: &str, phone: &PhoneNumber) -> Option<ReadyEntry> {
+    pub fn lookup(&self, tid: &str, phone: &PhoneNumber) -> Option<Arc<ReadyEntry>> {
         let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
         tenants.get(tid)?.by_number.get(phone).cloned()
     }
@@ -110,17 +111,17 @@ impl ReadyIndex {
     }
 
     /// The old entry's generation if the number still belongs to the same user, else a new one.
-    fn keep_or_new(&self, old: Option<&ReadyEntry>, entry: &Ready) -> ReadyEntry {
+    fn keep_or_new(&self, old: Option<&Arc<ReadyEntry>>, entry: &Ready) -> Arc<ReadyEntry> {
         let generation = match old {
             Some(old) if old.user_id == entry.user_id => old.generation,
             _ => self.next_generation.fetch_add(1, Ordering::Relaxed) + 1,
         };
-        ReadyEntry {
+        Arc::new(ReadyEntry {
             user_id: entry.user_id.clone(),
             display_name: entry.display_name.clone(),
             user_principal_name: entry.user_principal_name.clone(),
             generation,
-        }
+        })
     }
 }
 
@@ -150,7 +151,7 @@ mod tests {
         );
         let a = index.lookup("t", &phone("+31600000001")).expect("ready");
         index.replace_user("t", "b", None);
-        assert_eq!(index.lookup("t", &phone("+31600000002")), None);
+        assert!(index.lookup("t", &phone("+31600000002")).is_none());
         index.replace_tenant("t", vec![ready("+31600000001", "a")]);
         assert_eq!(
             index
@@ -168,10 +169,12 @@ mod tests {
         index.replace_user("t", "a", None);
         index.replace_user("t", "c", Some(ready("+31600000001", "c")));
         assert_eq!(
-            index.lookup("t", &phone("+31600000001")).map(|e| e.user_id),
+            index
+                .lookup("t", &phone("+31600000001"))
+                .map(|e| e.user_id.clone()),
             Some("c".to_owned())
         );
-        assert_eq!(index.lookup("other", &phone("+31600000001")), None);
+        assert!(index.lookup("other", &phone("+31600000001")).is_none());
         assert_eq!(index.len(), 1);
     }
 }

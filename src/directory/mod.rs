@@ -162,9 +162,9 @@ pub trait Directory: Send + Sync + 'static {
 
     async fn directory_audits(&self, tid: &str, top: usize) -> Result<Vec<AuditRecord>>;
     async fn sign_ins(&self, tid: &str, top: usize) -> Result<Vec<SignInRecord>>;
-    /// Queues a sign-in log record without waiting for it to be written.
-    fn record_sign_in(&self, record: SignInRecord);
+    /// Queues a sign-in event for the log without waiting for it to be written.
+    fn record_sign_in(&self, event: SignInEvent);
 
     /// The sign-in path: who may sign in with `phone` in tenant `tid`, from memory.
-    fn ready(&self, tid: &str, phone: &PhoneNumber) -> Option<ReadyEntry>;
+    fn ready(&self, tid: &str, phone: &PhoneNumber) -> Option<std::sync::Arc<ReadyEntry>>;
 }

@@ -378,10 +378,9 @@ pub async fn get_method(
     caller: Caller,
     Path((tid, uid, mid)): Path<(String, String, String)>,
 ) -> Answer {
+    let dir = in_tenant(&state, &caller, &tid)?;
     let kind = method_kind(&mid)?;
-    ok(in_tenant(&state, &caller, &tid)?
-        .phone_method(&tid, &uid, kind)
-        .await?)
+    ok(dir.phone_method(&tid, &uid, kind).await?)
 }
 
 pub async fn update_method(
@@ -408,9 +407,9 @@ pub async fn delete_method(
     caller: Caller,
     Path((tid, uid, mid)): Path<(String, String, String)>,
 ) -> Answer {
+    let dir = in_tenant(&state, &caller, &tid)?;
     let kind = method_kind(&mid)?;
-    in_tenant(&state, &caller, &tid)?
-        .delete_phone_method(&actor(&caller), &tid, &uid, kind)
+    dir.delete_phone_method(&actor(&caller), &tid, &uid, kind)
         .await?;
     gone()
 }
@@ -420,8 +419,9 @@ pub async fn enable_sign_in(
     caller: Caller,
     Path((tid, uid, mid)): Path<(String, String, String)>,
 ) -> Answer {
+    let dir = in_tenant(&state, &caller, &tid)?;
     let kind = method_kind(&mid)?;
-    ok(in_tenant(&state, &caller, &tid)?
+    ok(dir
         .enable_sms_sign_in(&actor(&caller), &tid, &uid, kind)
         .await?)
 }
@@ -431,8 +431,9 @@ pub async fn disable_sign_in(
     caller: Caller,
     Path((tid, uid, mid)): Path<(String, String, String)>,
 ) -> Answer {
+    let dir = in_tenant(&state, &caller, &tid)?;
     let kind = method_kind(&mid)?;
-    ok(in_tenant(&state, &caller, &tid)?
+    ok(dir
         .disable_sms_sign_in(&actor(&caller), &tid, &uid, kind)
         .await?)
 }

@@ -75,8 +75,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
     }
 }
 
-/// The client's IP address as the connection gave it (empty when not served over TCP).
-pub struct Peer(pub String);
+/// The client's IP address as the connection gave it (`None` when not served over TCP).
+pub struct Peer(pub Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
@@ -89,8 +89,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip().to_string())
-                .unwrap_or_default(),
+                .map(|info| info.0.ip()),
         ))
     }
 }

@@ -276,6 +276,35 @@ mod tests {
     }
 
     #[test]
+    fn the_first_key_signs_and_every_key_is_published() {
+        let new = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("ed25519");
+        let old = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("p256");
+        let keys = SigningKeys::new(vec![
+            SigningKey::from_pem(SigningAlg::EdDSA, new.serialize_pem().as_bytes(), None)
+                .expect("key"),
+            SigningKey::from_pem(
+                SigningAlg::ES256,
+                old.serialize_pem().as_bytes(),
+                Some("2026-old".to_owned()),
+            )
+            .expect("key"),
+        ])
+        .expect("two keys");
+        let set: JwkSet = serde_json::from_value(keys.jwks()).expect("a JWKS");
+        assert_eq!(set.keys.len(), 2);
+        assert_eq!(set.keys[1].common.key_id.as_deref(), Some("2026-old"));
+        assert_eq!(keys.algorithms(), ["EdDSA", "ES256"]);
+        let token = keys
+            .sign(&claims(jsonwebtoken::get_current_timestamp()))
+            .expect("signs");
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.kid, set.keys[0].common.key_id);
+        // No private material is published.
+        assert!(!keys.jwks().to_string().contains("\"d\""));
+    }
+
+    #[test]
     fn a_key_of_another_kind_is_refused() {
         let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("p256");
         assert!(matches!(

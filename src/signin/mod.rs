@@ -22,6 +22,8 @@ use crate::otp::{
     Challenge, ChallengeId, Code, CodeMac, Entropy, EntropyError, MemoryStore, Policy, StoreFull,
     Verdict,
 };
+// Flows replaced by a newer start stay in `flows` until they expire; their number is bounded by
+// the per-number send limit, so `capacity` (the challenge store's) bounds both.
 use crate::phone::PhoneNumber;
 
 /// How assertions are made.
@@ -43,7 +45,7 @@ struct FlowKey {
 struct Flow {
     key: FlowKey,
     /// `None` for a decoy.
-    subject: Option<ReadyEntry>,
+    subject: Option<Arc<ReadyEntry>>,
     /// The API client that started it; only it may complete it.
     client: String,
     expires_at: Instant,
@@ -109,7 +111,6 @@ struct Inner {
     clock: SharedClock,
     policy: Policy,
     settings: SignInSettings,
-    capacity: usize,
 }
 
 impl SignIn {
@@ -132,7 +133,6 @@ impl SignIn {
                 clock,
                 policy,
                 settings,
-                capacity,
             }),
         }
     }
@@ -153,9 +153,6 @@ impl SignIn {
         client: &str,
     ) -> Result<Started, StartError> {
         let inner = &*self.inner;
-        if inner.flows.len() >= inner.capacity.saturating_mul(2) {
-            return Err(StoreFull(inner.capacity).into());
-        }
         let subject = inner.directory.ready(tenant, phone);
         // The same work for both: a code, a flow id, one MAC.
         let code = Code::generate(&*inner.entropy, inner.policy.code_length)?;

@@ -6,121 +6,46 @@
 //! refreshed after each commit, on the same thread, before the caller gets its answer; changes
 //! committed by another process are seen through `PRAGMA data_version` within a second.
 
-use std::collections::HashMap;
+mod checks;
+mod logs;
+mod queries;
+mod refresh;
+mod schema;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
-use rusqlite_migration::{M, Migrations};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::index::{Ready, ReadyIndex};
-use super::policy::{SmsPolicy, Target, TargetType};
+pub use schema::connect;
+
+use super::index::ReadyIndex;
+use super::policy::{SmsPolicy, TargetType};
 use super::*;
 use crate::metrics as m;
-
-const MIGRATIONS: &[&str] = &[r#"
-CREATE TABLE tenants (
-    id TEXT PRIMARY KEY,
-    display_name TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE users (
-    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    display_name TEXT NOT NULL,
-    user_principal_name TEXT NOT NULL,
-    account_enabled INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE UNIQUE INDEX users_upn ON users (tenant_id, user_principal_name COLLATE NOCASE);
-CREATE TABLE groups (
-    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    display_name TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE TABLE group_members (
-    tenant_id TEXT NOT NULL,
-    group_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    -- User first: the sign-in path's refresh asks for one user's groups. (With the group first
-    -- and a second index by user, SQLite picks the covering primary key and scans the tenant.)
-    PRIMARY KEY (tenant_id, user_id, group_id),
-    FOREIGN KEY (tenant_id, group_id) REFERENCES groups(tenant_id, id) ON DELETE CASCADE,
-    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
-);
-CREATE INDEX group_members_group ON group_members (tenant_id, group_id);
-CREATE TABLE phone_methods (
-    tenant_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    phone_type TEXT NOT NULL CHECK (phone_type IN ('mobile', 'alternateMobile', 'office')),
-    phone_number TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, user_id, phone_type),
-    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
-);
-CREATE INDEX phone_methods_number ON phone_methods (tenant_id, phone_number);
--- SMS sign-in registrations: a number is unique among a tenant's registrations. A registration
--- is the user's mobile method's number; the writes that change or delete that method keep it so.
-CREATE TABLE sms_sign_in (
-    tenant_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    phone_number TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, user_id),
-    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
-);
-CREATE UNIQUE INDEX sms_sign_in_number ON sms_sign_in (tenant_id, phone_number);
-CREATE TABLE sms_policies (
-    tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
-    enabled INTEGER NOT NULL,
-    include_targets TEXT NOT NULL,
-    exclude_targets TEXT NOT NULL
-);
-CREATE TABLE directory_audits (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL,
-    tenant_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    activity TEXT NOT NULL,
-    category TEXT NOT NULL,
-    target_type TEXT NOT NULL,
-    target_id TEXT NOT NULL,
-    target_name TEXT NOT NULL,
-    success INTEGER NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE INDEX directory_audits_tenant ON directory_audits (tenant_id, seq);
-CREATE TABLE sign_ins (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL,
-    tenant_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    user_id TEXT,
-    phase TEXT NOT NULL,
-    result TEXT NOT NULL,
-    phone_masked TEXT NOT NULL,
-    client TEXT NOT NULL,
-    ip TEXT NOT NULL
-);
-CREATE INDEX sign_ins_tenant ON sign_ins (tenant_id, seq);
-"#];
+use checks::{check_name, check_tenant_id, check_upn};
+use logs::{audit, category_name, insert_sign_ins};
+use queries::*;
+use refresh::{refresh_tenant, refresh_user, reload_index};
 
 /// How many sign-in records may wait for the writer before new ones are dropped (and counted).
 const MAX_PENDING_LOG: usize = 100_000;
 /// How often the writer looks for commits made by another process.
 const EXTERNAL_CHECK: Duration = Duration::from_secs(1);
+/// How long sign-in records wait to share a transaction.
+const LOG_BATCH_WAIT: Duration = Duration::from_millis(20);
 
 type Job = Box<dyn FnOnce(&mut Connection, &ReadyIndex) + Send>;
 
 enum Msg {
     Call(Job),
-    Log(SignInRecord),
+    /// Sign-in records are waiting in the buffer (sent when it stops being empty).
+    LogsWaiting,
 }
 
 /// The SQLite directory; cheap to clone.
@@ -128,27 +53,8 @@ enum Msg {
 pub struct SqliteDirectory {
     jobs: mpsc::Sender<Msg>,
     index: Arc<ReadyIndex>,
-    pending_log: Arc<AtomicUsize>,
-}
-
-/// Opens (creating and migrating) the database at `path` with the pragmas every connection
-/// needs.
-pub fn connect(path: &Path) -> Result<Connection> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|err| {
-            DirectoryError::Storage(format!("cannot create {}: {err}", parent.display()))
-        })?;
-    }
-    let mut conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.set_prepared_statement_cache_capacity(128);
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
-        .to_latest(&mut conn)
-        .map_err(|err| DirectoryError::Storage(format!("migration failed: {err}")))?;
-    Ok(conn)
+    /// Sign-in records not yet written: filled by requests without waking the thread for each.
+    log_buffer: Arc<std::sync::Mutex<Vec<SignInEvent>>>,
 }
 
 impl SqliteDirectory {
@@ -159,17 +65,17 @@ impl SqliteDirectory {
         reload_index(&mut conn, &index)?;
         info!(path = %path.display(), ready = index.len(), "directory opened");
         let (jobs, inbox) = mpsc::channel();
-        let pending_log = Arc::new(AtomicUsize::new(0));
+        let log_buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
         let thread_index = index.clone();
-        let thread_pending = pending_log.clone();
+        let thread_buffer = log_buffer.clone();
         std::thread::Builder::new()
             .name("directory".to_owned())
-            .spawn(move || run(conn, &thread_index, &inbox, &thread_pending))
+            .spawn(move || run(conn, &thread_index, &inbox, &thread_buffer))
             .map_err(|err| DirectoryError::Storage(format!("cannot start its thread: {err}")))?;
         Ok(Self {
             jobs,
             index,
-            pending_log,
+            log_buffer,
         })
     }
 
@@ -239,6 +145,34 @@ impl SqliteDirectory {
     }
 }
 
+impl SqliteDirectory {
+    /// An audited change to one user's phone methods: the target is the user, the index is
+    /// refreshed for that user, and `work` gets the user as it is in the transaction.
+    async fn write_user<T: Send + 'static>(
+        &self,
+        actor: &Actor,
+        tid: &str,
+        uid: &str,
+        activity: &'static str,
+        work: impl FnOnce(&Transaction<'_>, &str, &User) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (id, user_id) = (tid.to_owned(), uid.to_owned());
+        self.write(
+            actor,
+            tid,
+            activity,
+            ("User", uid.to_owned()),
+            Refresh::User(uid.to_owned()),
+            move |tx| {
+                let user = read_user(tx, &id, &user_id)?;
+                let value = work(tx, &id, &user)?;
+                Ok((value, user.user_principal_name))
+            },
+        )
+        .await
+    }
+}
+
 /// What a write may have changed in the sign-in index.
 enum Refresh {
     None,
@@ -286,483 +220,62 @@ fn run(
     mut conn: Connection,
     index: &ReadyIndex,
     inbox: &mpsc::Receiver<Msg>,
-    pending: &AtomicUsize,
+    log_buffer: &std::sync::Mutex<Vec<SignInEvent>>,
 ) {
     let mut seen_version = data_version(&conn).unwrap_or(0);
+    let mut checked = Instant::now();
+    let mut logs_due: Option<Instant> = None;
     loop {
-        match inbox.recv_timeout(EXTERNAL_CHECK) {
+        let wait = logs_due.map_or(EXTERNAL_CHECK, |due| {
+            due.saturating_duration_since(Instant::now())
+        });
+        match inbox.recv_timeout(wait) {
             Ok(Msg::Call(job)) => job(&mut conn, index),
-            Ok(Msg::Log(record)) => {
-                // Sign-in records come in bursts: one transaction for all that are waiting.
-                let mut batch = vec![record];
-                let mut jobs = Vec::new();
-                while batch.len() < 1000 {
-                    match inbox.try_recv() {
-                        Ok(Msg::Log(record)) => batch.push(record),
-                        Ok(Msg::Call(job)) => {
-                            jobs.push(job);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                pending.fetch_sub(batch.len(), Ordering::Relaxed);
-                if let Err(err) = insert_sign_ins(&mut conn, &batch) {
-                    warn!(%err, records = batch.len(), "cannot write the sign-in log");
-                }
-                for job in jobs {
-                    job(&mut conn, index);
-                }
+            // One commit per record cost ~50 µs of this thread per sign-in, and a wake-up per
+            // record as much again (measured with scripts/bench-e2e): records wait up to
+            // LOG_BATCH_WAIT in the buffer and share one transaction. Calls are not delayed.
+            Ok(Msg::LogsWaiting) => {
+                logs_due.get_or_insert_with(|| Instant::now() + LOG_BATCH_WAIT);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        // `data_version` changes only for commits of other connections.
-        if let Ok(version) = data_version(&conn)
-            && version != seen_version
-        {
-            seen_version = version;
-            if let Err(err) = reload_index(&mut conn, index) {
-                warn!(%err, "cannot reload the sign-in index after an outside change");
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                flush_logs(&mut conn, log_buffer);
+                break;
             }
         }
+        if logs_due.is_some_and(|due| Instant::now() >= due) {
+            logs_due = None;
+            flush_logs(&mut conn, log_buffer);
+        }
+        // `data_version` changes only for commits of other connections; looked at once per
+        // EXTERNAL_CHECK, not per call.
+        if checked.elapsed() >= EXTERNAL_CHECK {
+            checked = Instant::now();
+            if let Ok(version) = data_version(&conn)
+                && version != seen_version
+            {
+                seen_version = version;
+                if let Err(err) = reload_index(&mut conn, index) {
+                    warn!(%err, "cannot reload the sign-in index after an outside change");
+                }
+            }
+        }
+    }
+}
+
+/// Writes every buffered sign-in record in one transaction.
+fn flush_logs(conn: &mut Connection, log_buffer: &std::sync::Mutex<Vec<SignInEvent>>) {
+    let batch = std::mem::take(&mut *log_buffer.lock().unwrap_or_else(|e| e.into_inner()));
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(err) = insert_sign_ins(conn, &batch) {
+        warn!(%err, records = batch.len(), "cannot write the sign-in log");
     }
 }
 
 fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
     cached_row(conn, "PRAGMA data_version", [], |row| row.get(0))
-}
-
-fn insert_sign_ins(conn: &mut Connection, batch: &[SignInRecord]) -> Result<()> {
-    let tx = conn.transaction()?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO sign_ins (id, tenant_id, at, user_id, phase, result, phone_masked, client, ip)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for r in batch {
-            insert.execute(params![
-                r.id,
-                r.tenant,
-                r.at,
-                r.user_id,
-                r.phase,
-                r.result,
-                r.phone_masked,
-                r.client,
-                r.ip
-            ])?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-fn audit(
-    conn: &Connection,
-    tid: &str,
-    actor: &str,
-    activity: &str,
-    target: &(&'static str, String),
-    name: &str,
-    result: std::result::Result<&str, &DirectoryError>,
-) -> Result<()> {
-    let (success, reason) = match result {
-        Ok(reason) => (true, reason.to_owned()),
-        Err(err) => (false, err.to_string()),
-    };
-    cached_exec(conn,
-        "INSERT INTO directory_audits
-         (id, tenant_id, at, actor, activity, category, target_type, target_id, target_name, success, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            new_id(),
-            tid,
-            now_rfc3339(),
-            actor,
-            activity,
-            category(activity),
-            target.0,
-            target.1,
-            name,
-            success,
-            reason
-        ],
-    )?;
-    Ok(())
-}
-
-fn category(activity: &str) -> &'static str {
-    if activity.contains("security info") || activity.contains("SMS sign-in") {
-        "UserManagement"
-    } else if activity.contains("policy") {
-        "Policy"
-    } else if activity.contains("group") {
-        "GroupManagement"
-    } else if activity.contains("tenant") {
-        "DirectoryManagement"
-    } else {
-        "UserManagement"
-    }
-}
-
-/// `execute` through the statement cache: the same few statements run for every change.
-fn cached_exec(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute(params)
-}
-
-/// `query_row` through the statement cache.
-fn cached_row<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    conn.prepare_cached(sql)?.query_row(params, map)
-}
-
-fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation)
-}
-
-// ---- reads ----------------------------------------------------------------------------------
-
-fn tenant_exists(conn: &Connection, tid: &str) -> Result<()> {
-    cached_row(conn, "SELECT 1 FROM tenants WHERE id = ?1", [tid], |_| {
-        Ok(())
-    })
-    .optional()?
-    .ok_or(DirectoryError::NotFound("tenant"))
-}
-
-fn read_tenant(conn: &Connection, tid: &str) -> Result<Tenant> {
-    cached_row(
-        conn,
-        "SELECT id, display_name FROM tenants WHERE id = ?1",
-        [tid],
-        |row| {
-            Ok(Tenant {
-                id: row.get(0)?,
-                display_name: row.get(1)?,
-            })
-        },
-    )
-    .optional()?
-    .ok_or(DirectoryError::NotFound("tenant"))
-}
-
-fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    Ok(User {
-        id: row.get(0)?,
-        display_name: row.get(1)?,
-        user_principal_name: row.get(2)?,
-        account_enabled: row.get(3)?,
-    })
-}
-
-const USER_COLUMNS: &str = "id, display_name, user_principal_name, account_enabled";
-
-fn read_user(conn: &Connection, tid: &str, uid: &str) -> Result<User> {
-    tenant_exists(conn, tid)?;
-    cached_row(
-        conn,
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = ?1 AND id = ?2"),
-        [tid, uid],
-        user_from_row,
-    )
-    .optional()?
-    .ok_or(DirectoryError::NotFound("user"))
-}
-
-fn read_group(conn: &Connection, tid: &str, gid: &str) -> Result<Group> {
-    tenant_exists(conn, tid)?;
-    cached_row(
-        conn,
-        "SELECT id, display_name FROM groups WHERE tenant_id = ?1 AND id = ?2",
-        [tid, gid],
-        |row| {
-            Ok(Group {
-                id: row.get(0)?,
-                display_name: row.get(1)?,
-            })
-        },
-    )
-    .optional()?
-    .ok_or(DirectoryError::NotFound("group"))
-}
-
-fn read_policy(conn: &Connection, tid: &str) -> Result<SmsPolicy> {
-    let row: Option<(bool, String, String)> = cached_row(
-        conn,
-        "SELECT enabled, include_targets, exclude_targets FROM sms_policies WHERE tenant_id = ?1",
-        [tid],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-    )
-    .optional()?;
-    let Some((enabled, include, exclude)) = row else {
-        tenant_exists(conn, tid)?;
-        return Ok(SmsPolicy::default());
-    };
-    let parse = |text: &str| -> Result<Vec<Target>> {
-        serde_json::from_str(text)
-            .map_err(|err| DirectoryError::Storage(format!("stored policy unreadable: {err}")))
-    };
-    Ok(SmsPolicy {
-        enabled,
-        include: parse(&include)?,
-        exclude: parse(&exclude)?,
-    })
-}
-
-fn user_groups(conn: &Connection, tid: &str, uid: &str) -> Result<Vec<String>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT group_id FROM group_members WHERE tenant_id = ?1 AND user_id = ?2",
-    )?;
-    let groups = statement
-        .query_map([tid, uid], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(groups)
-}
-
-fn allowed(conn: &Connection, tid: &str, user: &User) -> Result<bool> {
-    let policy = read_policy(conn, tid)?;
-    let groups = user_groups(conn, tid, &user.id)?;
-    Ok(policy.allows_sign_in(
-        &user.id,
-        user.account_enabled,
-        groups.iter().map(String::as_str),
-    ))
-}
-
-fn registration(conn: &Connection, tid: &str, uid: &str) -> Result<Option<String>> {
-    Ok(cached_row(
-        conn,
-        "SELECT phone_number FROM sms_sign_in WHERE tenant_id = ?1 AND user_id = ?2",
-        [tid, uid],
-        |row| row.get(0),
-    )
-    .optional()?)
-}
-
-/// The user (other than `uid`) whose sign-in registration holds `number`.
-fn holder(conn: &Connection, tid: &str, uid: &str, number: &str) -> Result<Option<UserRef>> {
-    Ok(cached_row(
-        conn,
-        "SELECT u.id, u.user_principal_name FROM sms_sign_in r
-             JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id
-             WHERE r.tenant_id = ?1 AND r.phone_number = ?2 AND r.user_id <> ?3",
-        [tid, number, uid],
-        |row| {
-            Ok(UserRef {
-                id: row.get(0)?,
-                user_principal_name: row.get(1)?,
-            })
-        },
-    )
-    .optional()?)
-}
-
-fn stored_number(text: String) -> Result<PhoneNumber> {
-    PhoneNumber::parse(&text)
-        .map_err(|_| DirectoryError::Storage("a stored phone number is not E.164".to_owned()))
-}
-
-/// A user's methods with their computed sign-in state.
-fn read_methods(conn: &Connection, tid: &str, uid: &str) -> Result<Vec<PhoneMethod>> {
-    let user = read_user(conn, tid, uid)?;
-    let mut statement = conn.prepare_cached(
-        "SELECT phone_type, phone_number FROM phone_methods WHERE tenant_id = ?1 AND user_id = ?2",
-    )?;
-    let rows = statement
-        .query_map([tid, uid], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut methods = Vec::with_capacity(rows.len());
-    let mut allowed_cache = None;
-    for (kind, number) in rows {
-        let kind = PhoneType::parse(&kind)
-            .ok_or_else(|| DirectoryError::Storage("unknown stored phone type".to_owned()))?;
-        let state = if kind != PhoneType::Mobile {
-            SmsSignInState::NotSupported
-        } else {
-            let allowed = match allowed_cache {
-                Some(allowed) => allowed,
-                None => *allowed_cache.insert(allowed(conn, tid, &user)?),
-            };
-            if !allowed {
-                SmsSignInState::NotAllowedByPolicy
-            } else if registration(conn, tid, uid)?.is_some() {
-                SmsSignInState::Ready
-            } else if holder(conn, tid, uid, &number)?.is_some() {
-                SmsSignInState::PhoneNumberNotUnique
-            } else {
-                SmsSignInState::NotEnabled
-            }
-        };
-        methods.push(PhoneMethod {
-            kind,
-            number: stored_number(number)?,
-            state,
-        });
-    }
-    methods.sort_by_key(|m| PhoneType::ALL.iter().position(|k| *k == m.kind));
-    Ok(methods)
-}
-
-fn read_method(conn: &Connection, tid: &str, uid: &str, kind: PhoneType) -> Result<PhoneMethod> {
-    read_methods(conn, tid, uid)?
-        .into_iter()
-        .find(|m| m.kind == kind)
-        .ok_or(DirectoryError::NotFound("phone method"))
-}
-
-// ---- the index ------------------------------------------------------------------------------
-
-fn reload_index(conn: &mut Connection, index: &ReadyIndex) -> Result<()> {
-    let tenants: Vec<String> = conn
-        .prepare("SELECT id FROM tenants")?
-        .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    index.retain_tenants(&tenants);
-    for tid in &tenants {
-        refresh_tenant(conn, index, tid)?;
-    }
-    metrics::gauge!(m::DIRECTORY_READY_NUMBERS).set(index.len() as f64);
-    Ok(())
-}
-
-/// The registrations of `tid` (of one user when `uid` is given) that the policy allows.
-fn ready_of(conn: &Connection, tid: &str, uid: Option<&str>) -> Result<Vec<Ready>> {
-    let policy = read_policy(conn, tid)?;
-    if !policy.enabled {
-        return Ok(Vec::new());
-    }
-    // One query shape per scope: an `?2 IS NULL OR` filter would stop SQLite from using the
-    // (tenant_id, user_id) indexes and scan the tenant for every user's refresh.
-    let mut memberships: HashMap<String, Vec<String>> = HashMap::new();
-    {
-        let sql = match uid {
-            Some(_) => {
-                "SELECT user_id, group_id FROM group_members WHERE tenant_id = ?1 AND user_id = ?2"
-            }
-            None => "SELECT user_id, group_id FROM group_members WHERE tenant_id = ?1",
-        };
-        let mut statement = conn.prepare_cached(sql)?;
-        let mut rows = match uid {
-            Some(uid) => statement.query(params![tid, uid])?,
-            None => statement.query(params![tid])?,
-        };
-        while let Some(row) = rows.next()? {
-            memberships
-                .entry(row.get(0)?)
-                .or_default()
-                .push(row.get(1)?);
-        }
-    }
-    const READY: &str =
-        "SELECT r.phone_number, u.id, u.display_name, u.user_principal_name, u.account_enabled
-         FROM sms_sign_in r JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id
-         WHERE r.tenant_id = ?1";
-    let mut statement = conn.prepare_cached(&match uid {
-        Some(_) => format!("{READY} AND r.user_id = ?2"),
-        None => READY.to_owned(),
-    })?;
-    let mut rows = match uid {
-        Some(uid) => statement.query(params![tid, uid])?,
-        None => statement.query(params![tid])?,
-    };
-    let mut ready = Vec::new();
-    while let Some(row) = rows.next()? {
-        let user_id: String = row.get(1)?;
-        let groups = memberships.get(&user_id).map(Vec::as_slice).unwrap_or(&[]);
-        if policy.allows_sign_in(&user_id, row.get(4)?, groups.iter().map(String::as_str)) {
-            ready.push(Ready {
-                number: stored_number(row.get(0)?)?,
-                user_id,
-                display_name: row.get(2)?,
-                user_principal_name: row.get(3)?,
-            });
-        }
-    }
-    Ok(ready)
-}
-
-fn refresh_tenant(conn: &Connection, index: &ReadyIndex, tid: &str) -> Result<()> {
-    let ready = ready_of(conn, tid, None)?;
-    index.replace_tenant(tid, ready);
-    Ok(())
-}
-
-fn refresh_user(conn: &Connection, index: &ReadyIndex, tid: &str, uid: &str) -> Result<()> {
-    let ready = ready_of(conn, tid, Some(uid))?;
-    index.replace_user(tid, uid, ready.into_iter().next());
-    Ok(())
-}
-
-// ---- writes ---------------------------------------------------------------------------------
-
-/// Registers the user's mobile number for sign-in if the index allows; whether it took.
-fn try_register(tx: &Transaction<'_>, tid: &str, uid: &str, number: &str) -> Result<bool> {
-    match cached_exec(
-        tx,
-        "INSERT INTO sms_sign_in (tenant_id, user_id, phone_number) VALUES (?1, ?2, ?3)",
-        [tid, uid, number],
-    ) {
-        Ok(_) => Ok(true),
-        Err(err) if is_unique_violation(&err) => Ok(false),
-        Err(err) => Err(err.into()),
-    }
-}
-
-fn check_name(field: &str, value: &str) -> Result<String> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.len() > 256 || trimmed.chars().any(char::is_control) {
-        return Err(DirectoryError::Invalid(format!(
-            "{field} must be 1 to 256 printable characters"
-        )));
-    }
-    Ok(trimmed.to_owned())
-}
-
-fn check_upn(value: &str) -> Result<String> {
-    let upn = check_name("userPrincipalName", value)?;
-    match upn.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty() && !domain.is_empty() && !upn.contains(char::is_whitespace) =>
-        {
-            Ok(upn)
-        }
-        _ => Err(DirectoryError::Invalid(
-            "userPrincipalName must look like alias@domain".to_owned(),
-        )),
-    }
-}
-
-fn check_tenant_id(id: &str) -> Result<()> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
-        return Err(DirectoryError::Invalid(
-            "a tenant id is 1 to 64 letters, digits, '-', '_' or '.'".to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-fn upn_taken(err: rusqlite::Error) -> DirectoryError {
-    if is_unique_violation(&err) {
-        DirectoryError::Conflict("another user of the tenant has this userPrincipalName".to_owned())
-    } else {
-        err.into()
-    }
 }
 
 #[async_trait]
@@ -886,6 +399,14 @@ impl Directory for SqliteDirectory {
             move |tx| {
                 let tenant = read_tenant(tx, &id)?;
                 cached_exec(tx, "DELETE FROM tenants WHERE id = ?1", [&id])?;
+                // Its logs go too (they hold masked numbers and user ids); what stays is the
+                // one "Delete tenant" entry this write adds.
+                cached_exec(
+                    tx,
+                    "DELETE FROM directory_audits WHERE tenant_id = ?1",
+                    [&id],
+                )?;
+                cached_exec(tx, "DELETE FROM sign_ins WHERE tenant_id = ?1", [&id])?;
                 Ok(((), tenant.display_name))
             },
         )
@@ -1209,16 +730,14 @@ impl Directory for SqliteDirectory {
         kind: PhoneType,
         number: PhoneNumber,
     ) -> Result<PhoneMethod> {
-        let (id, user_id) = (tid.to_owned(), uid.to_owned());
-        self.write(
+        self.write_user(
             actor,
             tid,
+            uid,
             "Admin registered security info",
-            ("User", uid.to_owned()),
-            Refresh::User(uid.to_owned()),
-            move |tx| {
-                let user = read_user(tx, &id, &user_id)?;
-                let existing = read_methods(tx, &id, &user_id)?;
+            move |tx, id, user| {
+                let user_id = user.id.as_str();
+                let existing = read_methods(tx, id, user_id)?;
                 if existing.iter().any(|m| m.kind == kind) {
                     return Err(DirectoryError::Conflict(format!(
                         "the user already has a {} method; PATCH it instead",
@@ -1233,16 +752,13 @@ impl Directory for SqliteDirectory {
                 cached_exec(
                     tx,
                     "INSERT INTO phone_methods (tenant_id, user_id, phone_type, phone_number)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    [&id, &user_id, kind.as_str(), number.as_str()],
+                 VALUES (?1, ?2, ?3, ?4)",
+                    [id, user_id, kind.as_str(), number.as_str()],
                 )?;
-                if kind == PhoneType::Mobile && allowed(tx, &id, &user)? {
-                    try_register(tx, &id, &user_id, number.as_str())?;
+                if kind == PhoneType::Mobile && allowed(tx, id, user)? {
+                    try_register(tx, id, user_id, number.as_str())?;
                 }
-                Ok((
-                    read_method(tx, &id, &user_id, kind)?,
-                    user.user_principal_name,
-                ))
+                read_method(tx, id, user_id, kind)
             },
         )
         .await
@@ -1256,20 +772,18 @@ impl Directory for SqliteDirectory {
         kind: PhoneType,
         number: PhoneNumber,
     ) -> Result<PhoneMethod> {
-        let (id, user_id) = (tid.to_owned(), uid.to_owned());
-        self.write(
+        self.write_user(
             actor,
             tid,
+            uid,
             "Admin updated security info",
-            ("User", uid.to_owned()),
-            Refresh::User(uid.to_owned()),
-            move |tx| {
-                let user = read_user(tx, &id, &user_id)?;
+            move |tx, id, user| {
+                let user_id = user.id.as_str();
                 if cached_exec(
                     tx,
                     "UPDATE phone_methods SET phone_number = ?4
-                     WHERE tenant_id = ?1 AND user_id = ?2 AND phone_type = ?3",
-                    [&id, &user_id, kind.as_str(), number.as_str()],
+                 WHERE tenant_id = ?1 AND user_id = ?2 AND phone_type = ?3",
+                    [id, user_id, kind.as_str(), number.as_str()],
                 )? == 0
                 {
                     return Err(DirectoryError::NotFound("phone method"));
@@ -1280,16 +794,13 @@ impl Directory for SqliteDirectory {
                     let registered = cached_exec(
                         tx,
                         "DELETE FROM sms_sign_in WHERE tenant_id = ?1 AND user_id = ?2",
-                        [&id, &user_id],
+                        [id, user_id],
                     )? > 0;
-                    if registered || allowed(tx, &id, &user)? {
-                        try_register(tx, &id, &user_id, number.as_str())?;
+                    if registered || allowed(tx, id, user)? {
+                        try_register(tx, id, user_id, number.as_str())?;
                     }
                 }
-                Ok((
-                    read_method(tx, &id, &user_id, kind)?,
-                    user.user_principal_name,
-                ))
+                read_method(tx, id, user_id, kind)
             },
         )
         .await
@@ -1302,39 +813,31 @@ impl Directory for SqliteDirectory {
         uid: &str,
         kind: PhoneType,
     ) -> Result<()> {
-        let (id, user_id) = (tid.to_owned(), uid.to_owned());
-        self.write(
-            actor,
-            tid,
-            "Admin deleted security info",
-            ("User", uid.to_owned()),
-            Refresh::User(uid.to_owned()),
-            move |tx| {
-                let user = read_user(tx, &id, &user_id)?;
-                let existing = read_methods(tx, &id, &user_id)?;
-                if !existing.iter().any(|m| m.kind == kind) {
-                    return Err(DirectoryError::NotFound("phone method"));
-                }
-                if kind == PhoneType::Mobile
-                    && existing.iter().any(|m| m.kind == PhoneType::AlternateMobile)
-                {
-                    return Err(DirectoryError::Conflict(
-                        "delete the alternateMobile method before the mobile one".to_owned(),
-                    ));
-                }
-                if kind == PhoneType::Mobile {
-                    cached_exec(tx,
-                        "DELETE FROM sms_sign_in WHERE tenant_id = ?1 AND user_id = ?2",
-                        [&id, &user_id],
-                    )?;
-                }
+        self.write_user(actor, tid, uid, "Admin deleted security info", move |tx, id, user| {
+            let user_id = user.id.as_str();
+            let existing = read_methods(tx, id, user_id)?;
+            if !existing.iter().any(|m| m.kind == kind) {
+                return Err(DirectoryError::NotFound("phone method"));
+            }
+            if kind == PhoneType::Mobile
+                && existing.iter().any(|m| m.kind == PhoneType::AlternateMobile)
+            {
+                return Err(DirectoryError::Conflict(
+                    "delete the alternateMobile method before the mobile one".to_owned(),
+                ));
+            }
+            if kind == PhoneType::Mobile {
                 cached_exec(tx,
-                    "DELETE FROM phone_methods WHERE tenant_id = ?1 AND user_id = ?2 AND phone_type = ?3",
-                    [&id, &user_id, kind.as_str()],
+                    "DELETE FROM sms_sign_in WHERE tenant_id = ?1 AND user_id = ?2",
+                    [id, user_id],
                 )?;
-                Ok(((), user.user_principal_name))
-            },
-        )
+            }
+            cached_exec(tx,
+                "DELETE FROM phone_methods WHERE tenant_id = ?1 AND user_id = ?2 AND phone_type = ?3",
+                [id, user_id, kind.as_str()],
+            )?;
+            Ok(())
+        })
         .await
     }
 
@@ -1345,37 +848,32 @@ impl Directory for SqliteDirectory {
         uid: &str,
         kind: PhoneType,
     ) -> Result<PhoneMethod> {
-        let (id, user_id) = (tid.to_owned(), uid.to_owned());
-        self.write(
+        self.write_user(
             actor,
             tid,
+            uid,
             "Admin enabled SMS sign-in",
-            ("User", uid.to_owned()),
-            Refresh::User(uid.to_owned()),
-            move |tx| {
-                let user = read_user(tx, &id, &user_id)?;
-                let method = read_method(tx, &id, &user_id, kind)?;
+            move |tx, id, user| {
+                let user_id = user.id.as_str();
+                let method = read_method(tx, id, user_id, kind)?;
                 match method.state {
                     SmsSignInState::NotSupported => return Err(DirectoryError::NotSupported),
                     SmsSignInState::NotAllowedByPolicy => {
                         return Err(DirectoryError::NotAllowedByPolicy);
                     }
-                    SmsSignInState::Ready => return Ok((method, user.user_principal_name)),
+                    SmsSignInState::Ready => return Ok(method),
                     SmsSignInState::NotEnabled | SmsSignInState::PhoneNumberNotUnique => {}
                 }
-                if !try_register(tx, &id, &user_id, method.number.as_str())? {
+                if !try_register(tx, id, user_id, method.number.as_str())? {
                     let holder =
-                        holder(tx, &id, &user_id, method.number.as_str())?.ok_or_else(|| {
+                        holder(tx, id, user_id, method.number.as_str())?.ok_or_else(|| {
                             DirectoryError::Storage(
                                 "a unique index refused without a holder".into(),
                             )
                         })?;
                     return Err(DirectoryError::NumberNotUnique { holder });
                 }
-                Ok((
-                    read_method(tx, &id, &user_id, kind)?,
-                    user.user_principal_name,
-                ))
+                read_method(tx, id, user_id, kind)
             },
         )
         .await
@@ -1388,28 +886,23 @@ impl Directory for SqliteDirectory {
         uid: &str,
         kind: PhoneType,
     ) -> Result<PhoneMethod> {
-        let (id, user_id) = (tid.to_owned(), uid.to_owned());
-        self.write(
+        self.write_user(
             actor,
             tid,
+            uid,
             "Admin disabled SMS sign-in",
-            ("User", uid.to_owned()),
-            Refresh::User(uid.to_owned()),
-            move |tx| {
-                let user = read_user(tx, &id, &user_id)?;
-                let method = read_method(tx, &id, &user_id, kind)?;
+            move |tx, id, user| {
+                let user_id = user.id.as_str();
+                let method = read_method(tx, id, user_id, kind)?;
                 if method.kind != PhoneType::Mobile {
                     return Err(DirectoryError::NotSupported);
                 }
                 cached_exec(
                     tx,
                     "DELETE FROM sms_sign_in WHERE tenant_id = ?1 AND user_id = ?2",
-                    [&id, &user_id],
+                    [id, user_id],
                 )?;
-                Ok((
-                    read_method(tx, &id, &user_id, kind)?,
-                    user.user_principal_name,
-                ))
+                read_method(tx, id, user_id, kind)
             },
         )
         .await
@@ -1509,14 +1002,14 @@ impl Directory for SqliteDirectory {
         self.call(move |conn, _| {
             tenant_exists(conn, &tid)?;
             let mut statement = conn.prepare_cached(
-                "SELECT id, at, tenant_id, user_id, phase, result, phone_masked, client, ip
+                "SELECT seq, at, tenant_id, user_id, phase, result, phone_masked, client, ip
                  FROM sign_ins WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2",
             )?;
             let records = statement
                 .query_map(params![tid, top.clamp(1, 1000) as i64], |row| {
                     let phase: String = row.get(4)?;
                     Ok(SignInRecord {
-                        id: row.get(0)?,
+                        id: record_id(row.get(0)?),
                         at: row.get(1)?,
                         tenant: row.get(2)?,
                         user_id: row.get(3)?,
@@ -1537,31 +1030,29 @@ impl Directory for SqliteDirectory {
         .await
     }
 
-    fn record_sign_in(&self, record: SignInRecord) {
-        if self.pending_log.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_LOG {
-            self.pending_log.fetch_sub(1, Ordering::Relaxed);
-            metrics::counter!(m::SIGNIN_LOG_DROPPED_TOTAL).increment(1);
-            return;
-        }
-        if self.jobs.send(Msg::Log(record)).is_err() {
-            self.pending_log.fetch_sub(1, Ordering::Relaxed);
+    fn record_sign_in(&self, event: SignInEvent) {
+        let first = {
+            let mut buffer = self.log_buffer.lock().unwrap_or_else(|e| e.into_inner());
+            if buffer.len() >= MAX_PENDING_LOG {
+                drop(buffer);
+                metrics::counter!(m::SIGNIN_LOG_DROPPED_TOTAL).increment(1);
+                return;
+            }
+            buffer.push(event);
+            buffer.len() == 1
+        };
+        // Only the first record of a batch wakes the thread.
+        if first {
+            let _ = self.jobs.send(Msg::LogsWaiting);
         }
     }
 
-    fn ready(&self, tid: &str, phone: &PhoneNumber) -> Option<ReadyEntry> {
+    fn ready(&self, tid: &str, phone: &PhoneNumber) -> Option<Arc<ReadyEntry>> {
         self.index.lookup(tid, phone)
     }
 }
 
-fn category_name(stored: &str) -> &'static str {
-    match stored {
-        "Policy" => "Policy",
-        "GroupManagement" => "GroupManagement",
-        "DirectoryManagement" => "DirectoryManagement",
-        _ => "UserManagement",
-    }
-}
-
-fn json_targets(targets: &[Target]) -> String {
-    serde_json::to_string(targets).unwrap_or_else(|_| "[]".to_owned())
+/// A sign-in record's id, GUID-shaped, from its rowid.
+fn record_id(seq: i64) -> String {
+    format!("00000000-0000-4000-8000-{:012x}", seq)
 }
