@@ -147,5 +147,98 @@ fn wire(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, otp, limits, wire);
+/// A sign-in start for a ready number against a plain issue: the index lookup, the flow and the
+/// decoy's same-work path are what sign-in adds in-process.
+fn signin(c: &mut Criterion) {
+    use otpgate::directory::sqlite::SqliteDirectory;
+    use otpgate::directory::{Actor, Directory, NewUser, PhoneType};
+    use otpgate::signin::{SignIn, SignInSettings, SigningAlg, SigningKey, SigningKeys};
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let directory = SqliteDirectory::open(&dir.path().join("bench.db")).expect("opens");
+    let phones = numbers(1_000);
+    runtime.block_on(async {
+        let admin = Actor("bench".to_owned());
+        directory
+            .create_tenant(&admin, Some("bench".to_owned()), "Bench".to_owned())
+            .await
+            .expect("tenant");
+        let policy = otpgate::directory::SmsPolicy {
+            enabled: true,
+            ..otpgate::directory::SmsPolicy::default()
+        };
+        directory
+            .update_sms_policy(&admin, "bench", policy)
+            .await
+            .expect("policy");
+        for (n, phone) in phones.iter().enumerate() {
+            let user = directory
+                .create_user(
+                    &admin,
+                    "bench",
+                    NewUser {
+                        display_name: format!("User {n}"),
+                        user_principal_name: format!("u{n}@bench.test"),
+                        account_enabled: true,
+                    },
+                )
+                .await
+                .expect("user");
+            directory
+                .add_phone_method(&admin, "bench", &user.id, PhoneType::Mobile, phone.clone())
+                .await
+                .expect("method");
+        }
+    });
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+    let keys = SigningKeys::new(vec![
+        SigningKey::from_pem(SigningAlg::EdDSA, key.serialize_pem().as_bytes(), None).expect("key"),
+    ])
+    .expect("one key");
+    let flows = SignIn::new(
+        Arc::new(directory),
+        CodeMac::new(&[7u8; 32]).expect("long enough"),
+        Arc::new(OsEntropy),
+        Arc::new(SystemClock),
+        Policy {
+            code_length: 6,
+            ttl: Duration::from_secs(300),
+            max_attempts: 5,
+        },
+        SignInSettings {
+            issuer: "https://bench.invalid".to_owned(),
+            assertion_ttl: Duration::from_secs(120),
+            keys,
+        },
+        10_000_000,
+    );
+    let unknown = numbers(2_000).split_off(1_000);
+    let otp = service();
+    let mut group = c.benchmark_group("signin");
+    group.throughput(Throughput::Elements(1));
+    let mut next = 0usize;
+    group.bench_function("otp_issue", |b| {
+        b.iter(|| {
+            next = (next + 1) % phones.len();
+            otp.issue(&phones[next])
+        })
+    });
+    group.bench_function("start_ready", |b| {
+        b.iter(|| {
+            next = (next + 1) % phones.len();
+            flows.start("bench", &phones[next], "frontend")
+        })
+    });
+    group.bench_function("start_decoy", |b| {
+        b.iter(|| {
+            next = (next + 1) % unknown.len();
+            flows.start("bench", &unknown[next], "frontend")
+        })
+    });
+    group.finish();
+    drop(runtime);
+}
+
+criterion_group!(benches, otp, limits, wire, signin);
 criterion_main!(benches);
