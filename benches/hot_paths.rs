@@ -23,17 +23,21 @@ fn numbers(count: usize) -> Vec<PhoneNumber> {
         .collect()
 }
 
+fn policy() -> Policy {
+    Policy {
+        code_length: 6,
+        ttl: Duration::from_secs(300),
+        max_attempts: 5,
+    }
+}
+
 fn service() -> OtpService {
     OtpService::new(
         Arc::new(MemoryStore::new(10_000_000)),
         CodeMac::new(&[7u8; 32]).expect("long enough"),
         Arc::new(OsEntropy),
         Arc::new(SystemClock),
-        Policy {
-            code_length: 6,
-            ttl: Duration::from_secs(300),
-            max_attempts: 5,
-        },
+        policy(),
     )
 }
 
@@ -201,11 +205,7 @@ fn signin(c: &mut Criterion) {
         CodeMac::new(&[7u8; 32]).expect("long enough"),
         Arc::new(OsEntropy),
         Arc::new(SystemClock),
-        Policy {
-            code_length: 6,
-            ttl: Duration::from_secs(300),
-            max_attempts: 5,
-        },
+        policy(),
         SignInSettings {
             issuer: "https://bench.invalid".to_owned(),
             assertion_ttl: Duration::from_secs(120),

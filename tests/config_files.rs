@@ -139,3 +139,86 @@ fn check_config_names_the_problem_and_exits_non_zero() {
         assert!(stderr.contains("bad.toml"), "the file is named: {stderr}");
     }
 }
+
+#[test]
+fn hash_key_prints_the_digest_that_key_sha256_takes() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otpgate"))
+        .arg("hash-key")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run otpgate");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"dev-only-admin-key\n")
+        .expect("write the key");
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(output.status.code(), Some(0));
+    let printed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    // The development config's admin client carries exactly this digest.
+    let shipped = std::fs::read_to_string(config_dir().join("otpgate.toml")).expect("read");
+    assert!(
+        shipped.contains(&format!("key_sha256 = \"{printed}\"")),
+        "{printed} is the dev admin key's digest"
+    );
+}
+
+#[test]
+fn client_keys_come_from_a_file_or_the_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("secret.key"), "a".repeat(40)).expect("secret");
+    std::fs::write(dir.path().join("frontend.key"), "file-key-0123456\n").expect("key file");
+    let var = format!("OTPGATE_TEST_KEY_{}", std::process::id());
+    // SAFETY: set before any thread of this test reads the environment; the name is unique.
+    unsafe { std::env::set_var(&var, "env-key-0123456") };
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[api]
+[[api.clients]]
+name = "from-file"
+key_file = "frontend.key"
+scopes = ["signin"]
+[[api.clients]]
+name = "from-env"
+key_env = "{var}"
+scopes = ["otp:send"]
+tenants = ["contoso"]
+[otp]
+secret_file = "secret.key"
+[carrier]
+name = "c"
+host = "127.0.0.1"
+port = 2775
+system_id = "x"
+password = "y"
+source_addr = "OTPGATE"
+"#
+    );
+    let path = dir.path().join("otpgate.toml");
+    std::fs::write(&path, text).expect("write config");
+    let config = otpgate::config::Config::load(&path).expect("valid");
+    let digest = |key: &str| otpgate::config::clients::key_sha256(key);
+    let file = config
+        .clients
+        .iter()
+        .find(|c| c.name == "from-file")
+        .expect("client");
+    assert_eq!(
+        file.key_sha256,
+        digest("file-key-0123456"),
+        "the newline is trimmed"
+    );
+    let env = config
+        .clients
+        .iter()
+        .find(|c| c.name == "from-env")
+        .expect("client");
+    assert_eq!(env.key_sha256, digest("env-key-0123456"));
+    assert!(env.may_touch("contoso") && !env.may_touch("fabrikam"));
+    assert!(file.may_touch("fabrikam"));
+}
