@@ -57,6 +57,46 @@ async fn verify(daemon: &Daemon, token: &str, audience: &str) -> Result<Value, S
     .map_err(|e| format!("{:?}", e.kind()))
 }
 
+/// Verifies `token` with PyJWT (`tests/verifier/verify_jwt.py`), a verifier that shares no code
+/// with the daemon; `None` (skipped) when PyJWT is missing outside CI.
+async fn pyjwt(daemon: &Daemon, token: &str, audience: &str) -> Option<Result<Value, String>> {
+    let (_, jwks) = daemon.get_json("/.well-known/jwks.json").await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verifier/verify_jwt.py");
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import jwt, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs PyJWT (.ci/run installs pyjwt[crypto])"
+        );
+        eprintln!("SKIPPED the PyJWT check: pip install pyjwt[crypto]");
+        return None;
+    }
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .args([token, audience, "https://otpgate.test"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(jwks.to_string().as_bytes())
+        .expect("write the JWKS");
+    let output = child.wait_with_output().expect("exits");
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Some(match output.status.success() {
+        true => Ok(serde_json::from_str(&text).expect("claims JSON")),
+        false => Err(text),
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ready_user_signs_in_and_the_assertion_verifies_with_the_jwks() {
     let (sim, daemon) = setup().await;
@@ -91,6 +131,14 @@ async fn a_ready_user_signs_in_and_the_assertion_verifies_with_the_jwks() {
     );
     // Another audience refuses it; the discovery document names the issuer and keys.
     assert!(verify(&daemon, token, "someone-else").await.is_err());
+    // PyJWT, with nothing but the published keys, agrees on all of it.
+    if let Some(independent) = pyjwt(&daemon, token, "frontend").await {
+        assert_eq!(independent.expect("PyJWT accepts it"), claims);
+        assert_eq!(
+            pyjwt(&daemon, token, "someone-else").await,
+            Some(Err("InvalidAudienceError".to_owned()))
+        );
+    }
     let (_, discovery) = daemon.get_json("/.well-known/openid-configuration").await;
     assert_eq!(discovery["issuer"], "https://otpgate.test");
     assert_eq!(
@@ -126,6 +174,9 @@ async fn the_assertion_fails_after_its_exp() {
         verify(&daemon, token, "frontend").await,
         Err("ExpiredSignature".to_owned())
     );
+    if let Some(independent) = pyjwt(&daemon, token, "frontend").await {
+        assert_eq!(independent, Err("ExpiredSignatureError".to_owned()));
+    }
     daemon.clock.advance(Duration::from_secs(200));
     let fresh = daemon.sign_in(&sim, "contoso", "+31612345678").await;
     verify(
