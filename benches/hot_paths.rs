@@ -168,9 +168,9 @@ fn signin(c: &mut Criterion) {
             .create_tenant(&admin, Some("bench".to_owned()), "Bench".to_owned())
             .await
             .expect("tenant");
-        let policy = otpgate::directory::SmsPolicy {
-            enabled: true,
-            ..otpgate::directory::SmsPolicy::default()
+        let policy = otpgate::directory::policy::SmsPolicyPatch {
+            state: Some(otpgate::directory::policy::PolicyState::Enabled),
+            ..Default::default()
         };
         directory
             .update_sms_policy(&admin, "bench", policy)

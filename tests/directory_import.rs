@@ -123,11 +123,32 @@ async fn ten_thousand_rows_import_beside_a_running_daemon() {
         "no number of the file in the report"
     );
 
-    // Safe to run twice: nothing changes, the same rows are refused.
+    // Safe to run twice: nothing changes, the same rows are refused, and the audit log gains
+    // nothing but the refusals (no "Add member to group" failures for existing memberships).
+    let audits = "/v1/tenants/contoso/auditLogs/directoryAudits?$top=50";
+    let before = daemon
+        .admin(Method::GET, audits, None, StatusCode::OK)
+        .await;
     let second = otpgate(&args);
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert_eq!(second.status.code(), Some(1));
     assert!(stdout.contains("0 users created, 0 updated"), "{stdout}");
+    let after = daemon
+        .admin(Method::GET, audits, None, StatusCode::OK)
+        .await;
+    let added: Vec<&serde_json::Value> = after["value"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .take_while(|a| a["id"] != before["value"][0]["id"])
+        .collect();
+    assert!(
+        added
+            .iter()
+            .all(|a| a["activityDisplayName"] == "Admin enabled SMS sign-in"
+                && a["result"] == "failure"),
+        "the second run recorded only the refused duplicates: {added:?}"
+    );
 
     // The running daemon sees the import (another process's commits) without a restart.
     let ready = good;

@@ -4,9 +4,11 @@
 //! Columns (a header row first, in any order): `userPrincipalName`, `displayName`,
 //! `phoneNumber`, `phoneType` (`mobile` when empty), `groups` (group display names separated by
 //! `;`, created when missing), `smsSignIn` (`true`/`false`, empty is false). A user is matched by
-//! userPrincipalName, so importing the same file twice changes nothing the second time.
+//! userPrincipalName, so importing the same file twice changes nothing the second time. Rows
+//! with `smsSignIn` true need the tenant's policy to allow their users (enable it first); rows
+//! it refuses are reported with the reason.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 
 use super::{
@@ -93,12 +95,16 @@ pub async fn import(
         column("groups"),
         column("smsSignIn"),
     ];
-    let mut groups: HashMap<String, String> = directory
-        .groups(tid)
-        .await?
-        .into_iter()
-        .map(|g| (g.display_name, g.id))
-        .collect();
+    let mut groups: HashMap<String, String> = HashMap::new();
+    // Memberships already there: adding one again would record a failed change in the audit
+    // log on every re-run.
+    let mut members: HashSet<(String, String)> = HashSet::new();
+    for group in directory.groups(tid).await? {
+        for member in directory.members(tid, &group.id).await? {
+            members.insert((group.id.clone(), member.id));
+        }
+        groups.insert(group.display_name, group.id);
+    }
     let mut summary = ImportSummary::default();
     for record in reader.records() {
         summary.rows += 1;
@@ -119,7 +125,7 @@ pub async fn import(
                 );
                 match row {
                     Err(reason) => Err(reason),
-                    Ok(row) => apply(directory, actor, tid, &row, &mut groups)
+                    Ok(row) => apply(directory, actor, tid, &row, &mut groups, &mut members)
                         .await
                         .map_err(|err| err.to_string()),
                 }
@@ -199,6 +205,7 @@ async fn apply(
     tid: &str,
     row: &Row,
     groups: &mut HashMap<String, String>,
+    members: &mut HashSet<(String, String)>,
 ) -> Result<Change, DirectoryError> {
     let found = directory
         .users(
@@ -242,10 +249,9 @@ async fn apply(
                 group.id
             }
         };
-        match directory.add_member(actor, tid, &gid, &user.id).await {
-            Ok(_) => mark(&mut change),
-            Err(DirectoryError::Conflict(_)) => {}
-            Err(err) => return Err(err),
+        if members.insert((gid.clone(), user.id.clone())) {
+            directory.add_member(actor, tid, &gid, &user.id).await?;
+            mark(&mut change);
         }
     }
     if let Some((kind, number)) = &row.phone {
@@ -273,13 +279,20 @@ async fn apply(
                 );
             }
         }
-        if row.sign_in
-            && method
-                .as_ref()
-                .is_some_and(|m| m.state != SmsSignInState::Ready)
-        {
+        let ready = method
+            .as_ref()
+            .is_some_and(|m| m.state == SmsSignInState::Ready);
+        if row.sign_in && !ready {
             directory
                 .enable_sms_sign_in(actor, tid, &user.id, *kind)
+                .await?;
+            mark(&mut change);
+        }
+        // The column is the truth: a mobile the policy registered on its own when it was
+        // added is unregistered again when the row says false.
+        if !row.sign_in && ready && *kind == PhoneType::Mobile {
+            directory
+                .disable_sms_sign_in(actor, tid, &user.id, *kind)
                 .await?;
             mark(&mut change);
         }

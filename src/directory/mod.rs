@@ -6,6 +6,7 @@
 //! SMS sign-in is a *registration* on a `mobile` method, separate from the method: the number is
 //! unique among a tenant's registrations (a unique index), not among its methods.
 
+pub mod checks;
 pub mod import;
 pub mod index;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
+pub use checks::check_tenant_id;
 pub use index::{ReadyEntry, ReadyIndex};
 pub use model::*;
 pub use policy::{SmsPolicy, Target, TargetType};
@@ -153,11 +155,12 @@ pub trait Directory: Send + Sync + 'static {
     ) -> Result<PhoneMethod>;
 
     async fn sms_policy(&self, tid: &str) -> Result<SmsPolicy>;
+    /// Applies `patch` to the tenant's policy in one transaction; returns the new policy.
     async fn update_sms_policy(
         &self,
         actor: &Actor,
         tid: &str,
-        policy: SmsPolicy,
+        patch: policy::SmsPolicyPatch,
     ) -> Result<SmsPolicy>;
 
     async fn directory_audits(&self, tid: &str, top: usize) -> Result<Vec<AuditRecord>>;

@@ -204,8 +204,8 @@ pub struct SignInRecord {
     pub tenant: String,
     pub user_id: Option<String>,
     pub phase: &'static str,
-    /// `codeSent`, `notReady`, `approved`, `denied`, `expired`, `max_attempts_reached`,
-    /// `not_found`, `rateLimited`.
+    /// `codeSent`, `notReady`, `notQueued`, `approved`, `denied`, `expired`,
+    /// `max_attempts_reached`, `not_found`.
     pub result: String,
     pub phone_masked: String,
     pub client: String,

@@ -52,6 +52,8 @@ pub async fn start(
     ApiJson(request): ApiJson<StartRequest>,
 ) -> Result<Response, ApiError> {
     let signin = flows(&state)?;
+    // Only the shape: an unknown tenant of the right shape gets a decoy like any number.
+    crate::directory::check_tenant_id(&request.tenant).map_err(ApiError::from)?;
     caller.tenant(&request.tenant)?;
     let phone = PhoneNumber::parse_international(&request.phone)?;
     let phone = state.destination(phone.as_str())?;
@@ -65,10 +67,12 @@ pub async fn start(
         client: caller.name().to_owned(),
         ip,
     };
-    if let Err(refused) = state.limits.check_send(&phone) {
-        signin.directory().record_sign_in(log("rateLimited", None));
-        return Err(ApiError::rate_limited(refused));
-    }
+    // Refusals are counted in otpgate_rate_limited_total, not logged one by one: a flood
+    // would fill the log.
+    state
+        .limits
+        .check_send(&phone)
+        .map_err(ApiError::rate_limited)?;
     let started = signin
         .start(&request.tenant, &phone, caller.name())
         .map_err(|err| match err {
@@ -99,9 +103,12 @@ pub async fn start(
             match state.enqueue_sms(sms, None) {
                 Ok(()) => "codeSent",
                 Err(err) => {
-                    // Answered like any start (no enumeration); the flow cannot complete.
+                    // Answered like any start, and the flow goes on like a decoy (no
+                    // enumeration); it cannot complete.
                     warn!(%err, to = %phone.masked(), "sign-in SMS not queued");
-                    signin.revoke(&started.flow);
+                    if signin.demote(&started.flow).is_err() {
+                        signin.revoke(&started.flow);
+                    }
                     "notQueued"
                 }
             }

@@ -196,7 +196,32 @@ impl SignIn {
         })
     }
 
-    /// Withdraws a flow whose SMS could not be queued.
+    /// Turns a real flow whose SMS could not be queued into a decoy: it goes on answering like
+    /// any flow (a revoked one would answer `not_found` at once, and so tell that the number is
+    /// ready), and no code can complete it.
+    pub fn demote(&self, flow: &str) -> Result<(), StartError> {
+        let inner = &*self.inner;
+        let Some(mut entry) = inner.flows.get_mut(flow) else {
+            return Ok(());
+        };
+        entry.subject = None;
+        let key = entry.key.clone();
+        let expires_at = entry.expires_at;
+        drop(entry);
+        let code = Code::generate(&*inner.entropy, inner.policy.code_length)?;
+        inner.store.put_keyed(
+            &key,
+            Challenge {
+                id: ChallengeId(flow.to_owned()),
+                tag: inner.mac.tag_in(&format!("decoy:{flow}"), &code),
+                expires_at,
+                attempts: 0,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Withdraws a flow.
     pub fn revoke(&self, flow: &str) {
         if let Some((_, gone)) = self.inner.flows.remove(flow) {
             self.inner
@@ -255,6 +280,12 @@ impl SignIn {
             // A decoy's tag was made in another context: nothing can match it.
             return Ok(self.refused(verdict, Some(&found)));
         };
+        // A change answered between the check above and the approval still wins.
+        let current = inner.directory.ready(&found.key.tenant, &found.key.phone);
+        if current.is_none_or(|c| c.generation != subject.generation) {
+            metrics::counter!(m::SIGNIN_REVOKED_TOTAL).increment(1);
+            return Ok(self.refused(Verdict::NotFound, Some(&found)));
+        }
         let now = inner
             .clock
             .wall()

@@ -7,7 +7,7 @@ use super::queries::cached_exec;
 use crate::directory::*;
 
 pub(super) fn insert_sign_ins(conn: &mut Connection, batch: &[SignInEvent]) -> Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO sign_ins (tenant_id, at, user_id, phase, result, phone_masked, client, ip)

@@ -6,7 +6,6 @@
 //! refreshed after each commit, on the same thread, before the caller gets its answer; changes
 //! committed by another process are seen through `PRAGMA data_version` within a second.
 
-mod checks;
 mod logs;
 mod queries;
 mod refresh;
@@ -18,17 +17,17 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 pub use schema::connect;
 
+use super::checks::{check_name, check_tenant_id, check_upn};
 use super::index::ReadyIndex;
-use super::policy::{SmsPolicy, TargetType};
+use super::policy::{self, SmsPolicy, SmsPolicyPatch, TargetType};
 use super::*;
 use crate::metrics as m;
-use checks::{check_name, check_tenant_id, check_upn};
 use logs::{audit, category_name, insert_sign_ins};
 use queries::*;
 use refresh::{refresh_tenant, refresh_user, reload_index};
@@ -115,7 +114,10 @@ impl SqliteDirectory {
         let (actor, tid) = (actor.0.clone(), tid.to_owned());
         self.call(move |conn, index| {
             let outcome = (|| {
-                let tx = conn.transaction()?;
+                // IMMEDIATE: every write reads first; a deferred transaction's upgrade to a
+                // write lock does not wait on busy_timeout when another process (the importer)
+                // writes, it fails with SQLITE_BUSY at once.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let (value, name) = work(&tx)?;
                 audit(
                     &tx,
@@ -130,7 +132,15 @@ impl SqliteDirectory {
                 Ok(value)
             })();
             match &outcome {
-                Ok(_) => refresh.apply(conn, index, &tid)?,
+                Ok(_) => {
+                    if let Err(err) = refresh.apply(conn, index, &tid) {
+                        // Committed but not reflected: fail closed, nobody in scope signs in
+                        // until a later refresh reads the truth again.
+                        warn!(%err, "cannot refresh the sign-in index; closing it for the change");
+                        refresh.close(index, &tid);
+                        return Err(err);
+                    }
+                }
                 Err(err) if audits_failure(err) => {
                     if let Err(log_err) = audit(conn, &tid, &actor, activity, &target, "", Err(err))
                     {
@@ -186,6 +196,15 @@ impl Refresh {
         let outcome = self.refresh(conn, index, tid);
         metrics::gauge!(m::DIRECTORY_READY_NUMBERS).set(index.len() as f64);
         outcome
+    }
+
+    /// What a failed refresh leaves: no ready entry the change may have touched.
+    fn close(&self, index: &ReadyIndex, tid: &str) {
+        match self {
+            Refresh::None => {}
+            Refresh::User(uid) => index.replace_user(tid, uid, None),
+            Refresh::Tenant | Refresh::RemoveTenant => index.remove_tenant(tid),
+        }
     }
 
     fn refresh(&self, conn: &Connection, index: &ReadyIndex, tid: &str) -> Result<()> {
@@ -917,7 +936,7 @@ impl Directory for SqliteDirectory {
         &self,
         actor: &Actor,
         tid: &str,
-        policy: SmsPolicy,
+        patch: SmsPolicyPatch,
     ) -> Result<SmsPolicy> {
         let id = tid.to_owned();
         self.write(
@@ -928,7 +947,14 @@ impl Directory for SqliteDirectory {
             Refresh::Tenant,
             move |tx| {
                 tenant_exists(tx, &id)?;
-                for target in policy.named_ids() {
+                // Read, patch and write in one transaction: two admins' PATCHes cannot undo
+                // each other's targets.
+                let current = read_policy(tx, &id)?;
+                let policy = current.patched(patch).map_err(DirectoryError::Invalid)?;
+                // Only targets the patch adds must exist: one deleted since (a group, a user)
+                // stays harmless and must not block the next change, such as turning it off.
+                let known: Vec<&policy::Target> = current.named_ids().collect();
+                for target in policy.named_ids().filter(|t| !known.contains(t)) {
                     let table = match target.target_type {
                         TargetType::User => "users",
                         TargetType::Group => "groups",

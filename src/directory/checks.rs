@@ -1,8 +1,8 @@
-//! What the directory accepts as names, principal names and tenant ids.
+//! What the directory accepts as names, principal names and tenant ids (for every backend).
 
 use crate::directory::{DirectoryError, Result};
 
-pub(super) fn check_name(field: &str, value: &str) -> Result<String> {
+pub fn check_name(field: &str, value: &str) -> Result<String> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.len() > 256 || trimmed.chars().any(char::is_control) {
         return Err(DirectoryError::Invalid(format!(
@@ -12,7 +12,7 @@ pub(super) fn check_name(field: &str, value: &str) -> Result<String> {
     Ok(trimmed.to_owned())
 }
 
-pub(super) fn check_upn(value: &str) -> Result<String> {
+pub fn check_upn(value: &str) -> Result<String> {
     let upn = check_name("userPrincipalName", value)?;
     match upn.split_once('@') {
         Some((local, domain))
@@ -26,7 +26,7 @@ pub(super) fn check_upn(value: &str) -> Result<String> {
     }
 }
 
-pub(super) fn check_tenant_id(id: &str) -> Result<()> {
+pub fn check_tenant_id(id: &str) -> Result<()> {
     if id.is_empty()
         || id.len() > 64
         || !id
