@@ -76,7 +76,11 @@ pub struct Shared {
 impl Shared {
     /// The number an SMS is for: valid E.164, and served by some route.
     pub fn destination(&self, raw: &str) -> Result<PhoneNumber, ApiError> {
-        let phone = PhoneNumber::parse(raw)?;
+        self.routed(PhoneNumber::parse(raw)?)
+    }
+
+    /// `phone`, if some route serves it.
+    pub fn routed(&self, phone: PhoneNumber) -> Result<PhoneNumber, ApiError> {
         if !self.carriers.serves(&phone) {
             return Err(ApiError::NoRoute);
         }

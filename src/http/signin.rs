@@ -39,6 +39,28 @@ pub struct CompleteRequest {
     code: String,
 }
 
+/// A start's or a complete's record for the sign-in log.
+fn event(
+    phase: &'static str,
+    tenant: String,
+    user_id: Option<String>,
+    result: &'static str,
+    phone: &PhoneNumber,
+    caller: &Caller,
+    ip: Option<std::net::IpAddr>,
+) -> SignInEvent {
+    SignInEvent {
+        at: SystemTime::now(),
+        tenant,
+        user_id,
+        phase,
+        result,
+        phone: phone.clone(),
+        client: caller.name().to_owned(),
+        ip,
+    }
+}
+
 fn flows(state: &AppState) -> Result<&SignIn, ApiError> {
     state.signin.as_ref().ok_or(ApiError::NotFound)
 }
@@ -55,18 +77,7 @@ pub async fn start(
     // Only the shape: an unknown tenant of the right shape gets a decoy like any number.
     crate::directory::check_tenant_id(&request.tenant).map_err(ApiError::from)?;
     caller.tenant(&request.tenant)?;
-    let phone = PhoneNumber::parse_international(&request.phone)?;
-    let phone = state.destination(phone.as_str())?;
-    let log = |result: &'static str, user_id: Option<String>| SignInEvent {
-        at: SystemTime::now(),
-        tenant: request.tenant.clone(),
-        user_id,
-        phase: "start",
-        result,
-        phone: phone.clone(),
-        client: caller.name().to_owned(),
-        ip,
-    };
+    let phone = state.routed(PhoneNumber::parse_international(&request.phone)?)?;
     // Refusals are counted in otpgate_rate_limited_total, not logged one by one: a flood
     // would fill the log.
     state
@@ -114,9 +125,15 @@ pub async fn start(
             }
         }
     };
-    signin
-        .directory()
-        .record_sign_in(log(result, started.user_id.clone()));
+    signin.directory().record_sign_in(event(
+        "start",
+        request.tenant.clone(),
+        started.user_id.clone(),
+        result,
+        &phone,
+        &caller,
+        ip,
+    ));
     debug!(to = %phone.masked(), result, "sign-in started");
     Ok((
         StatusCode::ACCEPTED,
@@ -140,19 +157,6 @@ pub async fn complete(
             error!(%err, "cannot finish a sign-in");
             ApiError::Internal
         })?;
-    let record =
-        |tenant: String, user_id: Option<String>, result: &'static str, phone: &PhoneNumber| {
-            SignInEvent {
-                at: SystemTime::now(),
-                tenant,
-                user_id,
-                phase: "complete",
-                result,
-                phone: phone.clone(),
-                client: caller.name().to_owned(),
-                ip,
-            }
-        };
     let body = match completed {
         Completed::Approved {
             user_id,
@@ -162,11 +166,14 @@ pub async fn complete(
             expires_in,
             phone,
         } => {
-            signin.directory().record_sign_in(record(
+            signin.directory().record_sign_in(event(
+                "complete",
                 tenant,
                 Some(user_id.clone()),
                 "approved",
                 &phone,
+                &caller,
+                ip,
             ));
             json!({
                 "status": "approved",
@@ -183,11 +190,14 @@ pub async fn complete(
             phone,
         } => {
             if let (Some(tenant), Some(phone)) = (tenant, phone) {
-                signin.directory().record_sign_in(record(
+                signin.directory().record_sign_in(event(
+                    "complete",
                     tenant,
                     user_id,
                     verdict.as_str(),
                     &phone,
+                    &caller,
+                    ip,
                 ));
             }
             match verdict {

@@ -22,8 +22,6 @@ use crate::otp::{
     Challenge, ChallengeId, Code, CodeMac, Entropy, EntropyError, MemoryStore, Policy, StoreFull,
     Verdict,
 };
-// Flows replaced by a newer start stay in `flows` until they expire; their number is bounded by
-// the per-number send limit, so `capacity` (the challenge store's) bounds both.
 use crate::phone::PhoneNumber;
 
 /// How assertions are made.
@@ -96,6 +94,16 @@ pub enum CompleteError {
     Entropy(#[from] EntropyError),
 }
 
+/// The MAC context of a flow's code: `signin:<flow>` for a real one, `decoy:<flow>` for a
+/// decoy. Complete always tries the real context, so no code matches a decoy; no phone number
+/// (the context of `/v1/otp` codes) can be either.
+fn context(flow: &str, real: bool) -> String {
+    match real {
+        true => format!("signin:{flow}"),
+        false => format!("decoy:{flow}"),
+    }
+}
+
 /// Cheap-to-clone handle to the sign-in flows.
 #[derive(Clone)]
 pub struct SignIn {
@@ -105,6 +113,8 @@ pub struct SignIn {
 struct Inner {
     directory: Arc<dyn Directory>,
     store: MemoryStore<FlowKey>,
+    /// Flows replaced by a newer start stay here until they expire; the per-number send limit
+    /// bounds how many, so the store's capacity bounds both.
     flows: DashMap<String, Flow>,
     mac: CodeMac,
     entropy: Arc<dyn Entropy>,
@@ -157,10 +167,7 @@ impl SignIn {
         // The same work for both: a code, a flow id, one MAC.
         let code = Code::generate(&*inner.entropy, inner.policy.code_length)?;
         let flow = self.random_hex()?;
-        let context = match subject {
-            Some(_) => format!("signin:{flow}"),
-            None => format!("decoy:{flow}"),
-        };
+        let context = context(&flow, subject.is_some());
         let key = FlowKey {
             tenant: tenant.to_owned(),
             phone: phone.clone(),
@@ -201,23 +208,28 @@ impl SignIn {
     /// ready), and no code can complete it.
     pub fn demote(&self, flow: &str) -> Result<(), StartError> {
         let inner = &*self.inner;
-        let Some(mut entry) = inner.flows.get_mut(flow) else {
+        let Some((key, expires_at)) = inner
+            .flows
+            .get(flow)
+            .map(|entry| (entry.key.clone(), entry.expires_at))
+        else {
             return Ok(());
         };
-        entry.subject = None;
-        let key = entry.key.clone();
-        let expires_at = entry.expires_at;
-        drop(entry);
+        // The decoy's challenge first, then the flow loses its subject: no attempt in between
+        // can meet the real challenge with a flow already marked as a decoy.
         let code = Code::generate(&*inner.entropy, inner.policy.code_length)?;
         inner.store.put_keyed(
             &key,
             Challenge {
                 id: ChallengeId(flow.to_owned()),
-                tag: inner.mac.tag_in(&format!("decoy:{flow}"), &code),
+                tag: inner.mac.tag_in(&context(flow, false), &code),
                 expires_at,
                 attempts: 0,
             },
         )?;
+        if let Some(mut entry) = inner.flows.get_mut(flow) {
+            entry.subject = None;
+        }
         Ok(())
     }
 
@@ -240,7 +252,7 @@ impl SignIn {
         client: &str,
     ) -> Result<Completed, CompleteError> {
         let inner = &*self.inner;
-        let candidate = inner.mac.tag_in(&format!("signin:{flow}"), code);
+        let candidate = inner.mac.tag_in(&context(flow, true), code);
         let Some(found) = inner
             .flows
             .get(flow)
@@ -249,15 +261,12 @@ impl SignIn {
         else {
             return Ok(self.refused(Verdict::NotFound, None));
         };
-        if let Some(subject) = &found.subject {
-            let current = inner.directory.ready(&found.key.tenant, &found.key.phone);
-            if current.is_none_or(|c| c.generation != subject.generation) {
-                // The number changed hands, sign-in or the account was disabled, or the policy
-                // no longer allows it: the pending code dies now.
-                self.revoke(flow);
-                metrics::counter!(m::SIGNIN_REVOKED_TOTAL).increment(1);
-                return Ok(self.refused(Verdict::NotFound, Some(&found)));
-            }
+        if found.subject.is_some() && !self.still_ready(&found) {
+            // The number changed hands, sign-in or the account was disabled, or the policy no
+            // longer allows it: the pending code dies now.
+            self.revoke(flow);
+            metrics::counter!(m::SIGNIN_REVOKED_TOTAL).increment(1);
+            return Ok(self.refused(Verdict::NotFound, Some(&found)));
         }
         let id = ChallengeId(flow.to_owned());
         let verdict = inner.store.attempt_keyed(
@@ -276,13 +285,15 @@ impl SignIn {
         }
         metrics::counter!(m::SIGNIN_COMPLETES_TOTAL, m::LABEL_RESULT => verdict.as_str())
             .increment(1);
-        let (Verdict::Approved, Some(subject)) = (verdict, &found.subject) else {
-            // A decoy's tag was made in another context: nothing can match it.
-            return Ok(self.refused(verdict, Some(&found)));
+        let subject = match (verdict, &found.subject) {
+            (Verdict::Approved, Some(subject)) => subject,
+            // A decoy's tag was made in another context, so no code matches it; should one
+            // ever be approved, it is not an approval (and the challenge is gone, as after one).
+            (Verdict::Approved, None) => return Ok(self.refused(Verdict::NotFound, Some(&found))),
+            (verdict, _) => return Ok(self.refused(verdict, Some(&found))),
         };
         // A change answered between the check above and the approval still wins.
-        let current = inner.directory.ready(&found.key.tenant, &found.key.phone);
-        if current.is_none_or(|c| c.generation != subject.generation) {
+        if !self.still_ready(&found) {
             metrics::counter!(m::SIGNIN_REVOKED_TOTAL).increment(1);
             return Ok(self.refused(Verdict::NotFound, Some(&found)));
         }
@@ -329,6 +340,18 @@ impl SignIn {
 
     pub fn pending(&self) -> usize {
         self.inner.flows.len()
+    }
+
+    /// Whether a real flow's number still has the index generation it started on.
+    fn still_ready(&self, flow: &Flow) -> bool {
+        let current = self
+            .inner
+            .directory
+            .ready(&flow.key.tenant, &flow.key.phone);
+        match (&flow.subject, current) {
+            (Some(subject), Some(current)) => current.generation == subject.generation,
+            _ => false,
+        }
     }
 
     fn refused(&self, verdict: Verdict, flow: Option<&Flow>) -> Completed {
