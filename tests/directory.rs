@@ -22,29 +22,6 @@ async fn setup() -> (Sim, Daemon) {
     setup_at(None).await
 }
 
-async fn group(daemon: &Daemon, tid: &str, name: &str) -> String {
-    let group = daemon
-        .admin(
-            Method::POST,
-            &format!("/v1/tenants/{tid}/groups"),
-            Some(json!({ "displayName": name })),
-            StatusCode::CREATED,
-        )
-        .await;
-    group["id"].as_str().expect("gid").to_owned()
-}
-
-async fn join(daemon: &Daemon, tid: &str, gid: &str, uid: &str) {
-    daemon
-        .admin(
-            Method::POST,
-            &format!("/v1/tenants/{tid}/groups/{gid}/members"),
-            Some(json!({ "id": uid })),
-            StatusCode::CREATED,
-        )
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_sign_in_state_goes_through_every_value() {
     let (sim, daemon) = setup().await;
@@ -198,10 +175,10 @@ async fn twenty_concurrent_enables_of_one_number_register_exactly_one() {
 async fn the_policy_for_one_group_and_for_all_users() {
     let (sim, daemon) = setup().await;
     daemon.create_tenant("contoso").await;
-    let frontline = group(&daemon, "contoso", "Frontline").await;
+    let frontline = daemon.create_group("contoso", "Frontline").await;
     let member = daemon.create_user("contoso", "Frontline Worker").await;
     let other = daemon.create_user("contoso", "Office Worker").await;
-    join(&daemon, "contoso", &frontline, &member).await;
+    daemon.join_group("contoso", &frontline, &member).await;
     daemon
         .set_policy(
             "contoso",

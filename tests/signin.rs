@@ -195,27 +195,12 @@ async fn start_answers_alike_for_ready_unknown_and_not_allowed_numbers() {
     let (sim, daemon) = setup().await;
     ready_user(&daemon, "contoso", "Ready User", "+31600000001").await;
     // Not allowed: an excluded user with a registered-looking number.
-    let group = daemon
-        .admin(
-            Method::POST,
-            "/v1/tenants/contoso/groups",
-            Some(json!({ "displayName": "Blocked" })),
-            StatusCode::CREATED,
-        )
-        .await;
-    let gid = group["id"].as_str().expect("gid");
+    let gid = &daemon.create_group("contoso", "Blocked").await;
     let blocked = daemon.create_user("contoso", "Blocked User").await;
     daemon
         .add_phone("contoso", &blocked, "+31600000002", "mobile")
         .await;
-    daemon
-        .admin(
-            Method::POST,
-            &format!("/v1/tenants/contoso/groups/{gid}/members"),
-            Some(json!({ "id": blocked })),
-            StatusCode::CREATED,
-        )
-        .await;
+    daemon.join_group("contoso", gid, &blocked).await;
     daemon
         .set_policy(
             "contoso",
@@ -409,23 +394,8 @@ async fn lifecycle_changes_kill_a_pending_code_at_once() {
         "no SMS while not ready"
     );
     // Removing the user from the only targeted group, and deleting the user, do the same.
-    let group = daemon
-        .admin(
-            Method::POST,
-            "/v1/tenants/contoso/groups",
-            Some(json!({ "displayName": "Frontline" })),
-            StatusCode::CREATED,
-        )
-        .await;
-    let gid = group["id"].as_str().expect("gid");
-    daemon
-        .admin(
-            Method::POST,
-            &format!("/v1/tenants/contoso/groups/{gid}/members"),
-            Some(json!({ "id": uid })),
-            StatusCode::CREATED,
-        )
-        .await;
+    let gid = &daemon.create_group("contoso", "Frontline").await;
+    daemon.join_group("contoso", gid, &uid).await;
     daemon
         .set_policy(
             "contoso",

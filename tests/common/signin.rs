@@ -59,6 +59,29 @@ impl Daemon {
         user["id"].as_str().expect("user id").to_owned()
     }
 
+    /// Creates a group; returns its id.
+    pub async fn create_group(&self, tid: &str, name: &str) -> String {
+        let group = self
+            .admin(
+                Method::POST,
+                &format!("/v1/tenants/{tid}/groups"),
+                Some(json!({ "displayName": name })),
+                StatusCode::CREATED,
+            )
+            .await;
+        group["id"].as_str().expect("gid").to_owned()
+    }
+
+    pub async fn join_group(&self, tid: &str, gid: &str, uid: &str) {
+        self.admin(
+            Method::POST,
+            &format!("/v1/tenants/{tid}/groups/{gid}/members"),
+            Some(json!({ "id": uid })),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+
     /// Adds a phone method; returns the method as answered (201).
     pub async fn add_phone(&self, tid: &str, uid: &str, number: &str, kind: &str) -> Value {
         self.admin(
