@@ -119,6 +119,7 @@ fn wire(c: &mut Criterion) {
         from: None,
         text: "Your verification code is 012345. It expires in 5 minutes.".to_owned(),
         deadline: Instant::now() + Duration::from_secs(300),
+        superseded: None,
     };
     let mut codec = FrameCodec::new(65_536);
     let mut group = c.benchmark_group("smpp");
@@ -127,7 +128,7 @@ fn wire(c: &mut Criterion) {
     group.bench_function("submit_sm_build_and_encode", |b| {
         b.iter(|| {
             buf.clear();
-            let body = submit_parts(&config.carriers[0], &sms, 1)
+            let body = submit_parts(&config.carriers[0], &sms, 1, Instant::now())
                 .expect("encodable")
                 .remove(0);
             codec
@@ -136,7 +137,7 @@ fn wire(c: &mut Criterion) {
         })
     });
     let mut frame = BytesMut::new();
-    let body = submit_parts(&config.carriers[0], &sms, 1)
+    let body = submit_parts(&config.carriers[0], &sms, 1, Instant::now())
         .expect("encodable")
         .remove(0);
     codec

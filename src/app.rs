@@ -125,6 +125,10 @@ pub fn start(
     // the carrier takes it.
     let deliveries = DeliveryTracker::new(config.delivery.max_records, config.delivery.ttl)
         .with_receipt_wait(config.delivery.receipt_wait)
+        .with_early_receipts(
+            config.delivery.early_receipt_hold,
+            config.delivery.early_receipts_max,
+        )
         .with_webhooks(webhooks);
     let carriers = carrier::spawn(
         config.carriers.clone(),

@@ -1,7 +1,10 @@
 //! What became of each SMS: queued, submitted (with the carrier's message id), then a final
 //! state from delivery receipts or from a refusal. A message split into parts is submitted when
 //! every part is, delivered when every part is, and fails when any part fails. Bounded in count
-//! and age.
+//! and age. A receipt that overtakes its submit_sm_resp (separate TX and RX binds; SMSCs that
+//! check the number before answering) is held for a while and applied once the id is known.
+//!
+//! Decisions happen under the lock; webhook notifications are built and queued after it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -9,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use smpp_wire::receipt::{MessageIds, Receipt, ReceiptState};
 
+use crate::metrics as m;
 use crate::webhooks::{Notification, Webhooks};
 
 /// Where a message stands.
@@ -23,6 +27,11 @@ pub enum DeliveryState {
     Expired,
     /// The carrier refused it, or it could not be encoded.
     Failed,
+    /// Written `1 + max_resends` times and never answered: the SMSC may or may not have it.
+    /// Shown as `unknown`, like a receipt that never came.
+    Unanswered,
+    /// A newer code for the same number replaced this one before it was written.
+    Superseded,
 }
 
 impl DeliveryState {
@@ -33,6 +42,8 @@ impl DeliveryState {
             DeliveryState::Receipt(state) => state.as_str(),
             DeliveryState::Expired => "expired",
             DeliveryState::Failed => "failed",
+            DeliveryState::Unanswered => "unknown",
+            DeliveryState::Superseded => "superseded",
         }
     }
 
@@ -41,14 +52,20 @@ impl DeliveryState {
         match self {
             DeliveryState::Queued | DeliveryState::Submitted => false,
             DeliveryState::Receipt(state) => state.is_final(),
-            DeliveryState::Expired | DeliveryState::Failed => true,
+            DeliveryState::Expired
+            | DeliveryState::Failed
+            | DeliveryState::Unanswered
+            | DeliveryState::Superseded => true,
         }
     }
 
-    /// Whether the message already failed (no later part can change that).
+    /// Whether the message already ended without delivery (no later part can change that).
     fn failed(&self) -> bool {
         match self {
-            DeliveryState::Failed | DeliveryState::Expired => true,
+            DeliveryState::Failed
+            | DeliveryState::Expired
+            | DeliveryState::Unanswered
+            | DeliveryState::Superseded => true,
             DeliveryState::Receipt(state) => state.is_final() && *state != ReceiptState::Delivered,
             DeliveryState::Queued | DeliveryState::Submitted => false,
         }
@@ -81,8 +98,15 @@ pub struct Delivery {
     notifications: u32,
     /// The carrier's id of every part accepted so far (all of them index this record).
     part_ids: Vec<String>,
+    /// Which parts were accepted (a resend accepted twice counts once).
+    accepted: Vec<bool>,
     submitted_parts: usize,
     delivered_parts: usize,
+}
+
+/// A receipt waiting for its message id to become known.
+struct Held {
+    receipts: Vec<Receipt>,
 }
 
 struct Inner {
@@ -92,6 +116,12 @@ struct Inner {
     /// Per receipt scope (SMSC account), its message id -> our id. Two SMSCs may hand out the
     /// same ids, so a receipt is matched only among the messages its own account took.
     by_message_id: HashMap<Arc<str>, MessageIds<String>>,
+    /// Submitted messages waiting for a final receipt, oldest first (the sweep reads the front).
+    awaiting: VecDeque<(SystemTime, String)>,
+    /// Receipts that came before their id was known, per scope, and their arrival order.
+    early: HashMap<Arc<str>, MessageIds<Held>>,
+    early_order: VecDeque<(Instant, Arc<str>, String)>,
+    early_count: usize,
     /// Records not yet final, and their gauge (a handle: no registry lookup per message).
     in_progress: usize,
     in_progress_gauge: metrics::Gauge,
@@ -157,6 +187,29 @@ pub struct Assignment {
     pub receipts_expected: bool,
 }
 
+/// What became of a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptMatch {
+    /// It updated a message; `latency` is how long after the submit it came.
+    Matched { latency: Option<Duration> },
+    /// Its id is not known yet: held until it is, or until the hold time passes.
+    Held,
+    /// Not known, and not held (no id, or the hold is full).
+    Unmatched,
+}
+
+impl ReceiptMatch {
+    pub fn is_matched(&self) -> bool {
+        matches!(self, ReceiptMatch::Matched { .. })
+    }
+}
+
+/// A state change to notify once the lock is released.
+struct Change {
+    id: String,
+    record: Delivery,
+}
+
 /// Cheap-to-clone handle to the records.
 #[derive(Clone)]
 pub struct DeliveryTracker {
@@ -164,6 +217,9 @@ pub struct DeliveryTracker {
     webhooks: Option<Webhooks>,
     /// A message still without a final receipt this long after its submit ends as unknown.
     receipt_wait: Duration,
+    /// How long, and how many, receipts with ids not yet known are held.
+    early_hold: Duration,
+    early_max: usize,
     max_records: usize,
     ttl: Duration,
 }
@@ -174,13 +230,22 @@ impl DeliveryTracker {
             records: HashMap::new(),
             order: VecDeque::new(),
             by_message_id: HashMap::new(),
+            awaiting: VecDeque::new(),
+            early: HashMap::new(),
+            early_order: VecDeque::new(),
+            early_count: 0,
             in_progress: 0,
             in_progress_gauge: metrics::gauge!(crate::metrics::SMS_IN_PROGRESS),
         };
+        for result in ["held", "matched", "expired", "dropped"] {
+            early_counter(result).increment(0);
+        }
         Self {
             inner: Arc::new(Mutex::new(inner)),
             webhooks: None,
             receipt_wait: ttl,
+            early_hold: Duration::from_secs(60),
+            early_max: 10_000,
             max_records,
             ttl,
         }
@@ -193,22 +258,44 @@ impl DeliveryTracker {
         self
     }
 
+    /// How long and how many receipts for ids not yet known are held.
+    pub fn with_early_receipts(mut self, hold: Duration, max: usize) -> Self {
+        self.early_hold = hold;
+        self.early_max = max;
+        self
+    }
+
     /// Sends state changes of records with a callback through `webhooks`.
     pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
         self.webhooks = Some(webhooks);
         self
     }
 
-    /// Queues a notification of `id`'s current state, if it has a callback.
-    fn changed(&self, id: &str, record: &mut Delivery) {
-        if let (Some(webhooks), Some(url)) = (&self.webhooks, &record.callback) {
-            record.notifications += 1;
-            let mut body = record.view(id);
+    /// Notes a change of `id`'s state: numbers it and, if it has a callback, returns what to
+    /// notify after the lock is released.
+    fn changed(&self, id: &str, record: &mut Delivery) -> Option<Change> {
+        if self.webhooks.is_none() || record.callback.is_none() {
+            return None;
+        }
+        record.notifications += 1;
+        Some(Change {
+            id: id.to_owned(),
+            record: record.clone(),
+        })
+    }
+
+    /// Queues the notifications of `changes` (called without the lock).
+    fn notify(&self, changes: impl IntoIterator<Item = Change>) {
+        let Some(webhooks) = &self.webhooks else {
+            return;
+        };
+        for Change { id, record } in changes {
+            let Some(url) = record.callback.clone() else {
+                continue;
+            };
+            let mut body = record.view(&id);
             body["sequence"] = record.notifications.into();
-            webhooks.notify(Notification {
-                url: url.clone(),
-                body,
-            });
+            webhooks.notify(Notification { url, body });
         }
     }
 
@@ -249,6 +336,7 @@ impl DeliveryTracker {
             callback: callback.map(Arc::from),
             notifications: 0,
             part_ids: Vec::new(),
+            accepted: vec![false],
             submitted_parts: 0,
             delivered_parts: 0,
         };
@@ -267,14 +355,18 @@ impl DeliveryTracker {
     pub fn assigned(&self, id: &str, assignment: &Assignment) {
         if let Some(record) = self.lock().records.get_mut(id) {
             record.parts = assignment.parts.max(1);
+            record.accepted = vec![false; record.parts];
+            record.submitted_parts = 0;
             record.receipts_expected = assignment.receipts_expected;
             record.carrier = Some(assignment.carrier.clone());
             record.receipt_scope = Some(assignment.receipt_scope.clone());
         }
     }
 
-    /// The carrier accepted one part as `message_id`; the message is submitted once every part is.
-    pub fn submitted(&self, id: &str, message_id: &str) {
+    /// The carrier accepted part `part` (0-based) as `message_id`; the message is submitted
+    /// once every part is. Receipts held for that id are applied now.
+    pub fn submitted(&self, id: &str, part: usize, message_id: &str) {
+        let mut changes = Vec::new();
         let mut inner = self.lock();
         let Some(record) = inner.records.get_mut(id) else {
             return;
@@ -283,11 +375,17 @@ impl DeliveryTracker {
             .receipt_scope
             .clone()
             .unwrap_or_else(|| Arc::from(""));
-        record.submitted_parts += 1;
         record.part_ids.push(message_id.to_owned());
         record
             .message_id
             .get_or_insert_with(|| message_id.to_owned());
+        let first_time = match record.accepted.get_mut(part) {
+            Some(accepted) => !std::mem::replace(accepted, true),
+            None => true,
+        };
+        if first_time {
+            record.submitted_parts += 1;
+        }
         if record.state == DeliveryState::Queued && record.submitted_parts >= record.parts {
             record.state = DeliveryState::Submitted;
             let now = SystemTime::now();
@@ -297,49 +395,120 @@ impl DeliveryTracker {
             if !receipts_expected {
                 record.done_at = Some(now);
             }
-            self.changed(id, record);
-            if !receipts_expected {
+            changes.extend(self.changed(id, record));
+            if receipts_expected {
+                inner.awaiting.push_back((now, id.to_owned()));
+            } else {
                 inner.account(false, true);
             }
         }
         // Indexed even when no receipt is expected: with registered_delivery 2 a failure
         // receipt may still come and change the state.
-        match inner.by_message_id.get_mut(&scope) {
-            Some(ids) => ids.insert(message_id, id.to_owned()),
-            None => inner
-                .by_message_id
-                .entry(scope)
-                .or_default()
-                .insert(message_id, id.to_owned()),
+        inner
+            .by_message_id
+            .entry(scope.clone())
+            .or_default()
+            .insert(message_id, id.to_owned());
+        let held = inner
+            .early
+            .get_mut(&scope)
+            .and_then(|ids| ids.remove(message_id));
+        if let Some(held) = held {
+            inner.early_count = inner.early_count.saturating_sub(held.receipts.len());
+            for receipt in &held.receipts {
+                early_counter("matched").increment(1);
+                let (_, change) = self.apply(&mut inner, &scope, receipt);
+                changes.extend(change);
+            }
         }
+        drop(inner);
+        self.notify(changes);
     }
 
-    /// It ended without reaching the carrier, or the carrier refused a part.
+    /// It ended without reaching the carrier, or the carrier refused a part, or no answer
+    /// came. A message that already failed keeps its first reason.
     pub fn ended(&self, id: &str, state: DeliveryState, error: Option<String>) {
         let mut inner = self.lock();
-        if let Some(record) = inner.records.get_mut(id) {
-            if record.state.failed() {
-                return;
-            }
-            let was_final = record.done_at.is_some();
-            record.state = state;
-            record.done_at = Some(SystemTime::now());
-            record.error = error;
-            self.changed(id, record);
-            inner.account(was_final, true);
+        let Some(record) = inner.records.get_mut(id) else {
+            return;
+        };
+        if record.state.failed() {
+            return;
         }
+        let was_final = record.done_at.is_some();
+        record.state = state;
+        record.done_at = Some(SystemTime::now());
+        record.error = error;
+        let change = self.changed(id, record);
+        inner.account(was_final, true);
+        drop(inner);
+        self.notify(change);
     }
 
-    /// Applies a receipt that came from receipt scope `scope` for one part; returns how long
-    /// after the submit it came, when it matched a message.
-    pub fn receipt(&self, scope: &str, receipt: &Receipt) -> Option<Duration> {
+    /// Applies a receipt that came from receipt scope `scope` for one part. One whose id is
+    /// not known yet is held (see [`ReceiptMatch`]).
+    pub fn receipt(&self, scope: &str, receipt: &Receipt) -> ReceiptMatch {
         let mut inner = self.lock();
-        let id = inner
+        let known = inner
             .by_message_id
-            .get(scope)?
-            .get(&receipt.message_id)?
-            .clone();
-        let record = inner.records.get_mut(&id)?;
+            .get(scope)
+            .is_some_and(|ids| ids.get(&receipt.message_id).is_some());
+        if !known {
+            let held = self.hold(&mut inner, scope, receipt);
+            return if held {
+                ReceiptMatch::Held
+            } else {
+                ReceiptMatch::Unmatched
+            };
+        }
+        let (latency, change) = self.apply(&mut inner, scope, receipt);
+        drop(inner);
+        self.notify(change);
+        ReceiptMatch::Matched { latency }
+    }
+
+    /// Holds a receipt for an id not yet known; false when it cannot be (no id, hold full).
+    fn hold(&self, inner: &mut Inner, scope: &str, receipt: &Receipt) -> bool {
+        if receipt.message_id.trim().is_empty() {
+            return false;
+        }
+        if inner.early_count >= self.early_max {
+            early_counter("dropped").increment(1);
+            return false;
+        }
+        let scope: Arc<str> = Arc::from(scope);
+        let ids = inner.early.entry(scope.clone()).or_default();
+        let mut held = ids.remove(&receipt.message_id).unwrap_or(Held {
+            receipts: Vec::new(),
+        });
+        held.receipts.push(receipt.clone());
+        ids.insert(&receipt.message_id, held);
+        inner.early_count += 1;
+        inner
+            .early_order
+            .push_back((Instant::now(), scope, receipt.message_id.clone()));
+        early_counter("held").increment(1);
+        true
+    }
+
+    /// Applies one receipt to the record its id indexes; returns its latency and the change.
+    fn apply(
+        &self,
+        inner: &mut Inner,
+        scope: &str,
+        receipt: &Receipt,
+    ) -> (Option<Duration>, Option<Change>) {
+        let Some(id) = inner
+            .by_message_id
+            .get(scope)
+            .and_then(|ids| ids.get(&receipt.message_id))
+            .cloned()
+        else {
+            return (None, None);
+        };
+        let Some(record) = inner.records.get_mut(&id) else {
+            return (None, None);
+        };
         let now = SystemTime::now();
         let latency = record
             .submitted_at
@@ -347,7 +516,9 @@ impl DeliveryTracker {
         let was_final = record.done_at.is_some();
         let before = record.state;
         match receipt.state {
-            _ if record.state.failed() => {}
+            // A message already final keeps its state: a duplicate or stray receipt never
+            // changes it (nor, ids being exact, any other message).
+            _ if was_final => {}
             ReceiptState::Delivered => {
                 record.delivered_parts += 1;
                 if record.delivered_parts >= record.parts {
@@ -365,22 +536,24 @@ impl DeliveryTracker {
                 record.done_at = Some(now);
             }
             state => {
-                if record.delivered_parts == 0 {
+                if record.delivered_parts == 0 && record.submitted_parts >= record.parts {
                     record.state = DeliveryState::Receipt(state);
                 }
             }
         }
         let now_final = record.done_at.is_some();
-        if record.state != before {
-            self.changed(&id, record);
-        }
+        let change = if record.state != before {
+            self.changed(&id, record)
+        } else {
+            None
+        };
         inner.account(was_final, now_final);
         if receipt.state.is_final()
             && let Some(ids) = inner.by_message_id.get_mut(scope)
         {
             ids.remove(&receipt.message_id);
         }
-        latency
+        (latency, change)
     }
 
     /// Messages not yet in a final state.
@@ -392,10 +565,13 @@ impl DeliveryTracker {
         self.lock().records.get(id).cloned()
     }
 
-    /// Forgets records older than the TTL, and ends as `unknown` messages whose receipt has
-    /// not come within the receipt wait; returns how many records remain.
+    /// Forgets records older than the TTL, ends as `unknown` messages whose receipt has not
+    /// come within the receipt wait, and drops held receipts past their hold; returns how many
+    /// records remain. Each reads only the front of an ordered queue: no scan of every record.
     pub fn sweep(&self) -> usize {
-        let mut inner = self.lock();
+        let mut changes = Vec::new();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         while let Some((at, _)) = inner.order.front() {
             if at.elapsed() < self.ttl {
                 break;
@@ -403,37 +579,58 @@ impl DeliveryTracker {
             let Some((_, id)) = inner.order.pop_front() else {
                 break;
             };
-            Self::forget(&mut inner, &id);
+            Self::forget(inner, &id);
         }
-        let inner = &mut *inner;
+        while let Some((at, _, _)) = inner.early_order.front() {
+            if at.elapsed() < self.early_hold {
+                break;
+            }
+            let Some((_, scope, message_id)) = inner.early_order.pop_front() else {
+                break;
+            };
+            // Gone already when its id became known (or when a later copy re-queued it).
+            let held = inner
+                .early
+                .get_mut(&scope)
+                .and_then(|ids| ids.remove(&message_id));
+            if let Some(held) = held {
+                inner.early_count = inner.early_count.saturating_sub(held.receipts.len());
+                early_counter("expired").increment(held.receipts.len() as u64);
+            }
+        }
         let now = SystemTime::now();
-        let overdue: Vec<String> = inner
-            .records
-            .iter()
-            .filter(|(_, r)| r.done_at.is_none() && r.receipts_expected)
-            .filter(|(_, r)| {
-                r.submitted_at.is_some_and(|at| {
-                    now.duration_since(at).unwrap_or_default() >= self.receipt_wait
-                })
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in overdue {
+        while let Some((at, _)) = inner.awaiting.front() {
+            if now.duration_since(*at).unwrap_or_default() < self.receipt_wait {
+                break;
+            }
+            let Some((_, id)) = inner.awaiting.pop_front() else {
+                break;
+            };
             let Some(record) = inner.records.get_mut(&id) else {
                 continue;
             };
+            if record.done_at.is_some() {
+                continue;
+            }
             record.state = DeliveryState::Receipt(ReceiptState::Unknown);
             record.error = Some(format!(
                 "no final receipt within {} s",
                 self.receipt_wait.as_secs()
             ));
             record.done_at = Some(now);
-            self.changed(&id, record);
+            changes.extend(self.changed(&id, record));
             unindex(&mut inner.by_message_id, record);
             inner.account(false, true);
         }
-        inner.records.len()
+        let remaining = inner.records.len();
+        drop(guard);
+        self.notify(changes);
+        remaining
     }
+}
+
+fn early_counter(result: &'static str) -> metrics::Counter {
+    metrics::counter!(m::SMS_EARLY_RECEIPTS_TOTAL, m::LABEL_RESULT => result)
 }
 
 #[cfg(test)]
@@ -466,30 +663,35 @@ mod tests {
             tracker.get("a").map(|d| d.state),
             Some(DeliveryState::Queued)
         );
-        tracker.submitted("a", "00FF");
+        tracker.submitted("a", 0, "00FF");
         assert!(
             tracker
                 .receipt("", &receipt("ff", ReceiptState::Enroute))
-                .is_some(),
+                .is_matched(),
             "matched canonically"
         );
         assert_eq!(
             tracker.get("a").map(|d| d.state),
             Some(DeliveryState::Receipt(ReceiptState::Enroute))
         );
+        assert_eq!(
+            tracker.receipt("", &receipt("255", ReceiptState::Delivered)),
+            ReceiptMatch::Held,
+            "another base is another id (unless the carrier is configured so)"
+        );
         assert!(
             tracker
-                .receipt("", &receipt("255", ReceiptState::Delivered))
-                .is_some(),
-            "decimal form of 0xFF"
+                .receipt("", &receipt("0ff", ReceiptState::Delivered))
+                .is_matched(),
+            "leading zeros and case aside, the same id"
         );
         let delivery = tracker.get("a").expect("kept");
         assert_eq!(delivery.state.as_str(), "delivered");
         assert!(delivery.done_at.is_some() && delivery.error.is_none());
         assert!(
-            tracker
+            !tracker
                 .receipt("", &receipt("ff", ReceiptState::Delivered))
-                .is_none(),
+                .is_matched(),
             "a final state is final"
         );
     }
@@ -499,13 +701,13 @@ mod tests {
         let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
         tracker.queued("m");
         tracker.assigned("m", &assignment("c", 2));
-        tracker.submitted("m", "a1");
+        tracker.submitted("m", 0, "a1");
         assert_eq!(
             tracker.get("m").map(|d| d.state),
             Some(DeliveryState::Queued),
             "one of two parts"
         );
-        tracker.submitted("m", "a2");
+        tracker.submitted("m", 1, "a2");
         let record = tracker.get("m").expect("kept");
         assert_eq!(
             (record.state, record.message_id.as_deref(), record.parts),
@@ -525,8 +727,8 @@ mod tests {
 
         tracker.queued("n");
         tracker.assigned("n", &assignment("c", 2));
-        tracker.submitted("n", "b1");
-        tracker.submitted("n", "b2");
+        tracker.submitted("n", 0, "b1");
+        tracker.submitted("n", 1, "b2");
         tracker.receipt(
             "c",
             &Receipt {
@@ -562,22 +764,22 @@ mod tests {
         for (id, carrier) in [("x", "a"), ("y", "b")] {
             tracker.queued(id);
             tracker.assigned(id, &assignment(carrier, 1));
-            tracker.submitted(id, "42");
+            tracker.submitted(id, 0, "42");
         }
         assert!(
             tracker
                 .receipt("b", &receipt("42", ReceiptState::Undeliverable))
-                .is_some()
+                .is_matched()
         );
         assert!(
-            tracker
+            !tracker
                 .receipt("c", &receipt("42", ReceiptState::Delivered))
-                .is_none()
+                .is_matched()
         );
         assert!(
             tracker
                 .receipt("a", &receipt("42", ReceiptState::Delivered))
-                .is_some()
+                .is_matched()
         );
         let state = |id| tracker.get(id).map(|d| d.state.as_str());
         assert_eq!(
@@ -592,7 +794,7 @@ mod tests {
         tracker.queued("a");
         tracker.queued("b");
         assert_eq!(tracker.in_progress(), 2);
-        tracker.submitted("a", "1");
+        tracker.submitted("a", 0, "1");
         tracker.receipt("", &receipt("1", ReceiptState::Delivered));
         assert_eq!(tracker.in_progress(), 1);
         tracker.queued("c"); // evicts "a", which was final: no change for it
@@ -612,7 +814,7 @@ mod tests {
                 ..assignment("quiet", 1)
             },
         );
-        silent.submitted("a", "1");
+        silent.submitted("a", 0, "1");
         let record = silent.get("a").expect("kept");
         assert_eq!(
             (record.state.as_str(), record.done_at.is_some()),
@@ -624,7 +826,7 @@ mod tests {
             DeliveryTracker::new(10, Duration::from_secs(60)).with_receipt_wait(Duration::ZERO);
         waiting.queued("b");
         waiting.queued("c");
-        waiting.submitted("b", "2");
+        waiting.submitted("b", 0, "2");
         // A message that went to a carrier not asked for receipts is final on acceptance.
         waiting.queued("d");
         waiting.assigned(
@@ -634,7 +836,7 @@ mod tests {
                 ..assignment("quiet", 1)
             },
         );
-        waiting.submitted("d", "3");
+        waiting.submitted("d", 0, "3");
         let quiet = waiting.get("d").expect("kept");
         assert_eq!(quiet.carrier.as_deref(), Some("quiet"));
         assert!(quiet.done_at.is_some(), "{quiet:?}");
@@ -654,9 +856,9 @@ mod tests {
         );
         assert_eq!(waiting.in_progress(), 1);
         assert!(
-            waiting
+            !waiting
                 .receipt("", &receipt("2", ReceiptState::Delivered))
-                .is_none(),
+                .is_matched(),
             "too late to match"
         );
     }
@@ -670,5 +872,90 @@ mod tests {
         assert!(tracker.get("a").is_none(), "the oldest made room");
         assert!(tracker.get("c").is_some());
         assert_eq!(tracker.sweep(), 0, "a zero TTL forgets everything");
+    }
+
+    #[test]
+    fn a_receipt_that_overtakes_its_submit_response_is_applied_when_the_id_is_known() {
+        let tracker = DeliveryTracker::new(10, Duration::from_secs(60))
+            .with_early_receipts(Duration::from_secs(60), 2);
+        tracker.queued("a");
+        tracker.assigned("a", &assignment("c", 1));
+        assert_eq!(
+            tracker.receipt("c", &receipt("77", ReceiptState::Delivered)),
+            ReceiptMatch::Held
+        );
+        assert_eq!(
+            tracker.get("a").map(|d| d.state),
+            Some(DeliveryState::Queued)
+        );
+        tracker.submitted("a", 0, "077");
+        assert_eq!(
+            tracker.get("a").map(|d| d.state.as_str()),
+            Some("delivered"),
+            "the held receipt found its message"
+        );
+        assert_eq!(tracker.in_progress(), 0);
+        // Bounded in number; an empty id is never held.
+        assert_eq!(
+            tracker.receipt("c", &receipt("", ReceiptState::Delivered)),
+            ReceiptMatch::Unmatched
+        );
+        assert_eq!(
+            tracker.receipt("c", &receipt("1", ReceiptState::Delivered)),
+            ReceiptMatch::Held
+        );
+        assert_eq!(
+            tracker.receipt("c", &receipt("2", ReceiptState::Delivered)),
+            ReceiptMatch::Held
+        );
+        assert_eq!(
+            tracker.receipt("c", &receipt("3", ReceiptState::Delivered)),
+            ReceiptMatch::Unmatched,
+            "the hold is full"
+        );
+    }
+
+    #[test]
+    fn held_receipts_expire_and_never_reach_a_later_message() {
+        let tracker = DeliveryTracker::new(10, Duration::from_secs(60))
+            .with_early_receipts(Duration::ZERO, 10);
+        tracker.queued("a");
+        tracker.assigned("a", &assignment("c", 1));
+        assert_eq!(
+            tracker.receipt("c", &receipt("9", ReceiptState::Undeliverable)),
+            ReceiptMatch::Held
+        );
+        tracker.sweep();
+        tracker.submitted("a", 0, "9");
+        assert_eq!(
+            tracker.get("a").map(|d| d.state.as_str()),
+            Some("submitted"),
+            "expired before the id became known"
+        );
+    }
+
+    #[test]
+    fn a_part_accepted_twice_counts_once() {
+        let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
+        tracker.queued("m");
+        tracker.assigned("m", &assignment("c", 2));
+        tracker.submitted("m", 0, "late");
+        tracker.submitted("m", 0, "resent");
+        assert_eq!(
+            tracker.get("m").map(|d| d.state),
+            Some(DeliveryState::Queued),
+            "one part of two, however often accepted"
+        );
+        tracker.submitted("m", 1, "second");
+        assert_eq!(
+            tracker.get("m").map(|d| d.state),
+            Some(DeliveryState::Submitted)
+        );
+        // Both ids of the twice-accepted part match its receipts.
+        assert!(
+            tracker
+                .receipt("c", &receipt("late", ReceiptState::Delivered))
+                .is_matched()
+        );
     }
 }

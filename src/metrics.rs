@@ -14,6 +14,13 @@ pub const SMS_QUEUE_DEPTH: &str = "otpgate_sms_queue_depth";
 pub const SMS_RECEIPTS_TOTAL: &str = "otpgate_sms_receipts_total";
 pub const SMS_RESUBMITTED_TOTAL: &str = "otpgate_sms_resubmitted_total";
 pub const SMS_IN_PROGRESS: &str = "otpgate_sms_in_progress";
+pub const SMS_EARLY_RECEIPTS_TOTAL: &str = "otpgate_sms_early_receipts_total";
+pub const SMS_RECEIPTS_UNPARSEABLE_TOTAL: &str = "otpgate_sms_receipts_unparseable_total";
+pub const SMS_RESENDS_EXHAUSTED_TOTAL: &str = "otpgate_sms_resends_exhausted_total";
+pub const SMS_RESENDS_CANCELLED_TOTAL: &str = "otpgate_sms_resends_cancelled_total";
+pub const SMS_SUPERSEDED_TOTAL: &str = "otpgate_sms_superseded_total";
+pub const SMPP_LINK_LOST_TOTAL: &str = "otpgate_smpp_link_lost_total";
+pub const SMPP_LENIENT_TOTAL: &str = "otpgate_smpp_lenient_total";
 pub const WEBHOOKS_TOTAL: &str = "otpgate_webhooks_total";
 pub const SMS_RECEIPT_LATENCY_SECONDS: &str = "otpgate_sms_receipt_latency_seconds";
 pub const SMPP_SESSIONS_BOUND: &str = "otpgate_smpp_sessions_bound";
@@ -39,6 +46,7 @@ pub const LABEL_ROUTE: &str = "route";
 pub const LABEL_STATUS: &str = "status";
 pub const LABEL_STATE: &str = "state";
 pub const LABEL_REASON: &str = "reason";
+pub const LABEL_WHAT: &str = "what";
 pub const LABEL_FROM: &str = "from";
 pub const LABEL_TO: &str = "to";
 
@@ -136,6 +144,34 @@ fn describe() {
         "Parts written again after a lost link or a response timeout: possible duplicates."
     );
     describe_gauge!(SMS_IN_PROGRESS, "Messages not yet in a final state.");
+    describe_counter!(
+        SMS_EARLY_RECEIPTS_TOTAL,
+        "Receipts that arrived before their submit_sm_resp: held, matched late, expired unmatched, or dropped (hold full)."
+    );
+    describe_counter!(
+        SMS_RECEIPTS_UNPARSEABLE_TOTAL,
+        "deliver_sm/data_sm marked as receipts whose id or state could not be read."
+    );
+    describe_counter!(
+        SMS_RESENDS_EXHAUSTED_TOTAL,
+        "Messages given up after max_resends unanswered writes (final state unknown)."
+    );
+    describe_counter!(
+        SMS_RESENDS_CANCELLED_TOTAL,
+        "Resends not written because a late submit_sm_resp accepted the part."
+    );
+    describe_counter!(
+        SMS_SUPERSEDED_TOTAL,
+        "Queued code SMS not written because a newer code for the number replaced theirs."
+    );
+    describe_counter!(
+        SMPP_LINK_LOST_TOTAL,
+        "Bound SMPP links that ended other than by our unbind, by reason."
+    );
+    describe_counter!(
+        SMPP_LENIENT_TOTAL,
+        "PDUs from the SMSC that break the spec's field limits and were read leniently."
+    );
     describe_counter!(
         WEBHOOKS_TOTAL,
         "callback_url notifications by result (delivered, failed after retries, dropped, abandoned)."

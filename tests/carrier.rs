@@ -20,6 +20,7 @@ use tokio_util::codec::Encoder;
 const BIND_TRANSCEIVER: u32 = 0x0000_0009;
 const SUBMIT_SM: u32 = 0x0000_0004;
 const ENQUIRE_LINK: u32 = 0x0000_0015;
+const DELIVER_SM: u32 = 0x0000_0005;
 const UNBIND: u32 = 0x0000_0006;
 const DELIVER_SM_RESP: u32 = 0x8000_0005;
 const GENERIC_NACK: u32 = 0x8000_0000;
@@ -87,10 +88,11 @@ impl<const MIN: usize, const MAX: usize> FromStrChecked for COctetString<MIN, MA
 }
 
 /// A deliver_sm whose source_addr has no NUL terminator inside its frame.
-fn malformed_frame(seq: u32) -> Vec<u8> {
+/// A frame of `command_id` whose 4-octet body decodes as nothing.
+fn malformed_frame(command_id: u32, seq: u32) -> Vec<u8> {
     let mut frame = Vec::new();
     frame.extend_from_slice(&20u32.to_be_bytes());
-    frame.extend_from_slice(&0x0000_0005u32.to_be_bytes());
+    frame.extend_from_slice(&command_id.to_be_bytes());
     frame.extend_from_slice(&0u32.to_be_bytes());
     frame.extend_from_slice(&seq.to_be_bytes());
     frame.extend_from_slice(b"abcd");
@@ -111,10 +113,13 @@ async fn every_pdu_the_client_sends_decodes_with_smpp_codec_to_the_same_fields()
         .expect("text")
         .to_owned();
     proxy.inject(deliver_sm(77));
-    proxy.inject(malformed_frame(78));
+    proxy.inject(malformed_frame(DELIVER_SM, 78));
+    proxy.inject(malformed_frame(SUBMIT_SM, 79));
     let enquire = proxy.wait_for(ENQUIRE_LINK, 1).await;
-    // Two deliver_sm_resp: one for the simulator's own receipt, one for the injected deliver_sm.
-    let deliver_resp = proxy.wait_for(DELIVER_SM_RESP, 2).await;
+    // Three deliver_sm_resp: the simulator's own receipt, the injected deliver_sm and the
+    // injected one that does not decode (answered in kind, with an error, so it is not
+    // redelivered for ever).
+    let deliver_resp = proxy.wait_for(DELIVER_SM_RESP, 3).await;
     let nack = proxy.wait_for(GENERIC_NACK, 1).await;
     daemon.stop().await;
 
@@ -137,6 +142,13 @@ async fn every_pdu_the_client_sends_decodes_with_smpp_codec_to_the_same_fields()
     assert_eq!(submit.esm_class, 0);
     assert_eq!(submit.data_coding, 0);
     assert_eq!(submit.registered_delivery, 1);
+    // The code's lifetime (300 s by default), as SMPP relative time: the carrier drops it then.
+    assert!(
+        submit.validity_period.ends_with("000R")
+            && ("000000000455".."000000000501").contains(&&submit.validity_period[..12]),
+        "{}",
+        submit.validity_period
+    );
     assert_eq!(
         submit.short_message,
         text.as_bytes(),
@@ -154,9 +166,18 @@ async fn every_pdu_the_client_sends_decodes_with_smpp_codec_to_the_same_fields()
         .find(|r| r.sequence_number == 77)
         .expect("the injected deliver_sm was answered");
     assert_eq!(resp.command_status, 0);
-    assert!(responses.iter().all(|r| r.command_status == 0));
+    let refused = responses
+        .iter()
+        .find(|r| r.sequence_number == 78)
+        .expect("the deliver_sm that does not decode was answered with deliver_sm_resp");
+    assert_ne!(refused.command_status, 0);
+    assert!(
+        responses
+            .iter()
+            .all(|r| r.command_status == 0 || r.sequence_number == 78)
+    );
     let nack = GenericNack::decode(&nack[0]).expect("generic_nack decodes");
-    assert_eq!(nack.sequence_number, 78);
+    assert_eq!(nack.sequence_number, 79);
     assert_ne!(nack.command_status, 0);
     let unbind = UnbindRequest::decode(&proxy.frames_with(UNBIND)[0]).expect("unbind decodes");
 
@@ -181,7 +202,7 @@ async fn a_malformed_frame_from_the_smsc_gets_a_generic_nack_and_the_session_liv
     let sim = Sim::start().await;
     let proxy = Proxy::start(sim.smpp).await;
     let daemon = Daemon::start_bound(Options::new(proxy.addr)).await;
-    proxy.inject(malformed_frame(5));
+    proxy.inject(malformed_frame(SUBMIT_SM, 5));
     proxy.wait_for(GENERIC_NACK, 1).await;
     daemon.send("+31600000009").await;
     let code = sim.code_for("+31600000009").await;

@@ -1,5 +1,5 @@
 //! The human side of the tester API: `smsc-sim inbox` prints what phones received,
-//! `smsc-sim mo` makes a phone text an ESME.
+//! `smsc-sim mo` makes a phone text an ESME, `smsc-sim pcap` saves the SMPP traffic.
 
 use serde_json::{Value, json};
 
@@ -49,6 +49,35 @@ pub async fn inbox(
         })
         .collect();
     Ok(lines.join("\n"))
+}
+
+/// Writes the SMPP traffic of session `session` (all if None) to `output` as a pcap file;
+/// returns a line saying what was written.
+pub async fn pcap(
+    url: &str,
+    session: Option<u64>,
+    output: &std::path::Path,
+) -> anyhow::Result<String> {
+    let mut request = reqwest::Client::new().get(format!("{url}/api/pcap"));
+    if let Some(session) = session {
+        request = request.query(&[("session", session)]);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    if !status.is_success() {
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let detail = answer["detail"].as_str().unwrap_or("no detail");
+        anyhow::bail!("{url} answered {status}: {detail}");
+    }
+    let bytes = response.bytes().await?;
+    std::fs::write(output, &bytes)
+        .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", output.display()))?;
+    Ok(format!(
+        "wrote {} octets to {} (decode with: tshark -r {} -d tcp.port==<smpp port>,smpp)",
+        bytes.len(),
+        output.display(),
+        output.display()
+    ))
 }
 
 /// Sends an MO through the simulator; returns its message id.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rusmpp::tlvs::{Tlv, TlvValue};
 use serde::Serialize;
@@ -87,6 +87,19 @@ pub struct GroupKey {
 struct Group {
     parts: BTreeMap<u8, (String, Vec<u8>)>,
     started: Instant,
+    received: SystemTime,
+    data_coding: u8,
+}
+
+/// A concatenated message still missing parts, as the tester API lists it.
+#[derive(Debug, Clone)]
+pub struct Incomplete {
+    pub key: GroupKey,
+    pub data_coding: u8,
+    /// When its first part arrived.
+    pub received: SystemTime,
+    /// The parts it has, in order.
+    pub parts: Vec<Part>,
 }
 
 /// Parts waiting for their siblings. Bounded: the oldest group is dropped past `capacity`, and
@@ -111,7 +124,14 @@ impl Reassembly {
     }
 
     /// Adds a part; when it completes its group, returns every part in order.
-    pub fn add(&self, key: GroupKey, seq: u8, id: String, data: Vec<u8>) -> Option<Vec<Part>> {
+    pub fn add(
+        &self,
+        key: GroupKey,
+        data_coding: u8,
+        seq: u8,
+        id: String,
+        data: Vec<u8>,
+    ) -> Option<Vec<Part>> {
         let now = Instant::now();
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         if groups.len() >= self.capacity && !groups.contains_key(&key) {
@@ -130,6 +150,8 @@ impl Reassembly {
         let group = groups.entry(key.clone()).or_insert_with(|| Group {
             parts: BTreeMap::new(),
             started: now,
+            received: SystemTime::now(),
+            data_coding,
         });
         group.parts.insert(seq, (id, data));
         if group.parts.len() < usize::from(total) {
@@ -143,6 +165,28 @@ impl Reassembly {
                 .map(|(seq, (id, data))| (seq, id, data))
                 .collect(),
         )
+    }
+
+    /// Messages still missing parts (and not yet too old to complete), oldest first.
+    pub fn incomplete(&self) -> Vec<Incomplete> {
+        let now = Instant::now();
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut incomplete: Vec<Incomplete> = groups
+            .iter()
+            .filter(|(_, group)| now.duration_since(group.started) < self.max_age)
+            .map(|(key, group)| Incomplete {
+                key: key.clone(),
+                data_coding: group.data_coding,
+                received: group.received,
+                parts: group
+                    .parts
+                    .iter()
+                    .map(|(seq, (id, data))| (*seq, id.clone(), data.clone()))
+                    .collect(),
+            })
+            .collect();
+        incomplete.sort_by_key(|group| group.received);
+        incomplete
     }
 
     pub fn pending(&self) -> usize {
@@ -208,21 +252,21 @@ mod tests {
         let reassembly = Reassembly::new(10, Duration::from_secs(60));
         assert!(
             reassembly
-                .add(key(1), 3, "c".into(), b"!".to_vec())
+                .add(key(1), 0, 3, "c".into(), b"!".to_vec())
                 .is_none()
         );
         assert!(
             reassembly
-                .add(key(1), 1, "a".into(), b"hel".to_vec())
+                .add(key(1), 0, 1, "a".into(), b"hel".to_vec())
                 .is_none()
         );
         assert!(
             reassembly
-                .add(key(2), 1, "x".into(), b"other".to_vec())
+                .add(key(2), 0, 1, "x".into(), b"other".to_vec())
                 .is_none()
         );
         let parts = reassembly
-            .add(key(1), 2, "b".into(), b"lo".to_vec())
+            .add(key(1), 0, 2, "b".into(), b"lo".to_vec())
             .expect("complete");
         let text: Vec<u8> = parts
             .iter()
@@ -239,14 +283,14 @@ mod tests {
     #[test]
     fn the_oldest_group_goes_when_full() {
         let reassembly = Reassembly::new(2, Duration::from_secs(60));
-        reassembly.add(key(1), 1, "a".into(), b"x".to_vec());
-        reassembly.add(key(2), 1, "b".into(), b"x".to_vec());
-        reassembly.add(key(3), 1, "c".into(), b"x".to_vec());
+        reassembly.add(key(1), 0, 1, "a".into(), b"x".to_vec());
+        reassembly.add(key(2), 0, 1, "b".into(), b"x".to_vec());
+        reassembly.add(key(3), 0, 1, "c".into(), b"x".to_vec());
         assert_eq!(reassembly.pending(), 2);
-        reassembly.add(key(1), 2, "d".into(), b"x".to_vec());
+        reassembly.add(key(1), 0, 2, "d".into(), b"x".to_vec());
         assert!(
             reassembly
-                .add(key(1), 3, "e".into(), b"x".to_vec())
+                .add(key(1), 0, 3, "e".into(), b"x".to_vec())
                 .is_none(),
             "group 1 was evicted"
         );

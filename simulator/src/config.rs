@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::faults::FaultSpec;
-use crate::outcome::{Rule, Stat};
+use crate::outcome::{OutcomeShare, Rule};
+use smpp_wire::receipt::ReceiptState;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,9 @@ pub struct Config {
     pub faults: FaultSpec,
     #[serde(default)]
     pub mo: MoConfig,
+    /// What of the SMPP traffic is kept for `GET /api/pcap`.
+    #[serde(default)]
+    pub capture: CaptureConfig,
     /// An SMPP-over-TLS listener besides the plain one.
     pub tls: Option<TlsConfig>,
     pub accounts: Vec<Account>,
@@ -70,6 +74,17 @@ pub struct SmppConfig {
     /// Frames longer than this close the session (their length cannot be trusted).
     #[serde(default = "default_max_pdu_length")]
     pub max_pdu_length: usize,
+    /// Take submits a carrier would refuse: short_message over 140 octets, short_message and
+    /// message_payload together, an empty or over-long destination. Off: refused as carriers do.
+    #[serde(default)]
+    pub lenient: bool,
+    /// deliver_sm (receipts, MO) written to one session and not yet answered, at most.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// A deliver_sm unanswered this long frees its window slot; a receipt goes back to the
+    /// scheduler.
+    #[serde(default = "default_response_timeout_ms")]
+    pub response_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +125,27 @@ pub struct ReceiptConfig {
     /// (TCP back-pressure), which bounds memory under any load.
     #[serde(default = "default_max_pending")]
     pub max_pending: usize,
+    /// A receipt the ESME refuses (error deliver_sm_resp, generic_nack, no answer in time) comes
+    /// again after this delay, doubled with each refusal up to `redeliver_max_ms`.
+    #[serde(default = "default_redeliver_initial_ms")]
+    pub redeliver_initial_ms: u64,
+    #[serde(default = "default_redeliver_max_ms")]
+    pub redeliver_max_ms: u64,
+    /// Refusals after which a receipt is given up (counted as dropped).
+    #[serde(default = "default_max_redeliveries")]
+    pub max_redeliveries: u32,
+}
+
+impl ReceiptConfig {
+    /// The wait before delivering a receipt again after its `refusals`-th refusal (from 1).
+    pub fn redelivery_delay(&self, refusals: u32) -> std::time::Duration {
+        let factor = 1u64 << refusals.saturating_sub(1).min(20);
+        let ms = self
+            .redeliver_initial_ms
+            .saturating_mul(factor)
+            .min(self.redeliver_max_ms);
+        std::time::Duration::from_millis(ms)
+    }
 }
 
 impl Default for ReceiptConfig {
@@ -119,15 +155,39 @@ impl Default for ReceiptConfig {
             delay_ms_max: None,
             outcomes: default_mix(),
             max_pending: default_max_pending(),
+            redeliver_initial_ms: default_redeliver_initial_ms(),
+            redeliver_max_ms: default_redeliver_max_ms(),
+            max_redeliveries: default_max_redeliveries(),
         }
     }
 }
 
+/// SMPP traffic kept in memory for the pcap export.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutcomeShare {
-    pub stat: Stat,
-    pub percent: f64,
+pub struct CaptureConfig {
+    /// Octets kept per session (both ways); later traffic is not recorded. 0 turns capture off.
+    #[serde(default = "default_capture_bytes")]
+    pub max_bytes_per_session: usize,
+    /// Sessions kept; beyond it the oldest closed session is forgotten.
+    #[serde(default = "default_capture_sessions")]
+    pub max_sessions: usize,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes_per_session: default_capture_bytes(),
+            max_sessions: default_capture_sessions(),
+        }
+    }
+}
+
+fn default_capture_bytes() -> usize {
+    crate::capture::DEFAULT_MAX_BYTES_PER_SESSION
+}
+fn default_capture_sessions() -> usize {
+    crate::capture::DEFAULT_MAX_SESSIONS
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -186,17 +246,32 @@ fn default_system_id() -> String {
 fn default_max_pdu_length() -> usize {
     65_536
 }
+fn default_window() -> usize {
+    64
+}
+fn default_response_timeout_ms() -> u64 {
+    30_000
+}
 fn default_capacity() -> usize {
     100_000
 }
 fn default_mix() -> Vec<OutcomeShare> {
     vec![OutcomeShare {
-        stat: Stat::Delivrd,
+        stat: ReceiptState::Delivered,
         percent: 100.0,
     }]
 }
 fn default_max_pending() -> usize {
     100_000
+}
+fn default_redeliver_initial_ms() -> u64 {
+    1_000
+}
+fn default_redeliver_max_ms() -> u64 {
+    60_000
+}
+fn default_max_redeliveries() -> u32 {
+    10
 }
 fn all_bind_types() -> Vec<BindType> {
     vec![
@@ -264,6 +339,18 @@ impl Config {
             return Err(invalid(
                 "smpp.system_id",
                 "must be 1 to 15 ASCII characters (SMPP limit)",
+            ));
+        }
+        if config.smpp.window == 0 || config.smpp.response_timeout_ms == 0 {
+            return Err(invalid(
+                "smpp.window",
+                "window and response_timeout_ms must be at least 1",
+            ));
+        }
+        if config.receipts.redeliver_max_ms < config.receipts.redeliver_initial_ms {
+            return Err(invalid(
+                "receipts.redeliver_max_ms",
+                "must not be below redeliver_initial_ms",
             ));
         }
         if config.smpp.max_pdu_length < 1024 {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Shared;
+use crate::clock::rfc3339;
+use crate::concat::Incomplete;
 use crate::faults::FaultSpec;
 use crate::mo::{self, MoError};
 use crate::stats::StatsSnapshot;
@@ -31,6 +34,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/api/faults",
             get(faults).put(set_faults).delete(clear_faults),
         )
+        .route("/api/sessions", get(sessions))
+        .route("/api/pcap", get(pcap))
         .route("/api/sessions/drop", post(drop_sessions))
         .route("/api/sessions/unbind", post(unbind_sessions))
         .route("/api/stats", get(stats))
@@ -60,7 +65,24 @@ fn problem(status: StatusCode, detail: &str) -> Response {
     response
 }
 
+/// The query string as `T`, or a 400 problem naming what is wrong: an unknown parameter (a
+/// misspelled `to` would otherwise match every phone) or a value that does not parse.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Box<Response>> {
+    query
+        .map(|Query(value)| value)
+        .map_err(|rejection| Box::new(problem(StatusCode::BAD_REQUEST, &rejection.body_text())))
+}
+
+/// The query of a call that takes none: any parameter is refused (`DELETE /api/messages?to=…`
+/// would otherwise clear every phone's messages).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
+type Params<T> = Result<Query<T>, QueryRejection>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MessageQuery {
     to: Option<String>,
     from: Option<String>,
@@ -70,6 +92,9 @@ struct MessageQuery {
     /// Also list the segments of concatenated messages.
     #[serde(default)]
     parts: bool,
+    /// Also list refused submits (with their `submit_status`).
+    #[serde(default)]
+    refused: bool,
     limit: Option<usize>,
     /// Long-poll (latest only): wait up to this many milliseconds for a match.
     wait_ms: Option<u64>,
@@ -90,23 +115,92 @@ impl MessageQuery {
             since: self.since.clone(),
             direction,
             parts: self.parts,
+            refused: self.refused,
         })
     }
 }
 
-async fn list(State(shared): State<Arc<Shared>>, Query(query): Query<MessageQuery>) -> Response {
-    match query.filter() {
-        Ok(filter) => Json(
-            shared
-                .store
-                .list(&filter, query.limit.unwrap_or(100).min(MAX_LIMIT)),
-        )
-        .into_response(),
-        Err(message) => problem(StatusCode::BAD_REQUEST, &message),
+/// Whole messages newest first, with concatenated messages still missing parts among them
+/// (`"incomplete": true`, the parts they have and the ones they miss).
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    params: Result<Query<MessageQuery>, QueryRejection>,
+) -> Response {
+    let query = match query(params) {
+        Ok(query) => query,
+        Err(response) => return *response,
+    };
+    if query.wait_ms.is_some() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "wait_ms applies to /api/messages/latest only",
+        );
     }
+    let filter = match query.filter() {
+        Ok(filter) => filter,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
+    };
+    let limit = query.limit.unwrap_or(100).min(MAX_LIMIT);
+    let mut listed: Vec<(String, serde_json::Value)> = shared
+        .store
+        .list(&filter, limit)
+        .into_iter()
+        .map(|m| (m.received_at.clone(), json!(m)))
+        .collect();
+    for group in shared.reassembly.incomplete() {
+        let received_at = rfc3339(group.received);
+        let key = &group.key;
+        if !filter.matches_fields(
+            Direction::Mt,
+            &key.from,
+            &key.to,
+            &key.account,
+            &received_at,
+        ) {
+            continue;
+        }
+        listed.push((received_at.clone(), incomplete_view(&group, received_at)));
+    }
+    // Newest first; stable, so equal times keep the store's order.
+    listed.sort_by(|a, b| b.0.cmp(&a.0));
+    listed.truncate(limit);
+    Json(listed.into_iter().map(|(_, v)| v).collect::<Vec<_>>()).into_response()
 }
 
-async fn latest(State(shared): State<Arc<Shared>>, Query(query): Query<MessageQuery>) -> Response {
+/// How an incomplete concatenated message is listed: the text of the parts it has, in order.
+fn incomplete_view(group: &Incomplete, received_at: String) -> serde_json::Value {
+    let joined: Vec<u8> = group
+        .parts
+        .iter()
+        .flat_map(|(_, _, data)| data.iter().copied())
+        .collect();
+    let have: Vec<u8> = group.parts.iter().map(|(seq, _, _)| *seq).collect();
+    let missing: Vec<u8> = (1..=group.key.total)
+        .filter(|seq| !have.contains(seq))
+        .collect();
+    json!({
+        "direction": Direction::Mt,
+        "from": group.key.from,
+        "to": group.key.to,
+        "account": group.key.account,
+        "text": crate::text::decode(group.data_coding, &joined),
+        "received_at": received_at,
+        "data_coding": group.data_coding,
+        "incomplete": true,
+        "total": group.key.total,
+        "parts": group.parts.iter().map(|(seq, id, _)| json!({ "seq": seq, "id": id })).collect::<Vec<_>>(),
+        "missing": missing,
+    })
+}
+
+async fn latest(
+    State(shared): State<Arc<Shared>>,
+    params: Result<Query<MessageQuery>, QueryRejection>,
+) -> Response {
+    let query = match query(params) {
+        Ok(query) => query,
+        Err(response) => return *response,
+    };
     let filter = match query.filter() {
         Ok(filter) => filter,
         Err(message) => return problem(StatusCode::BAD_REQUEST, &message),
@@ -118,7 +212,14 @@ async fn latest(State(shared): State<Arc<Shared>>, Query(query): Query<MessageQu
     }
 }
 
-async fn one(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+async fn one(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    params: Params<NoQuery>,
+) -> Response {
+    if let Err(response) = query(params) {
+        return *response;
+    }
     match shared.store.get(&id) {
         Some(message) => Json(message).into_response(),
         None => problem(
@@ -128,8 +229,11 @@ async fn one(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
     }
 }
 
-async fn clear(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    Json(json!({ "deleted": shared.store.clear() }))
+async fn clear(State(shared): State<Arc<Shared>>, params: Params<NoQuery>) -> Response {
+    if let Err(response) = query(params) {
+        return *response;
+    }
+    Json(json!({ "deleted": shared.store.clear() })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -143,8 +247,12 @@ struct MoRequest {
 
 async fn send_mo(
     State(shared): State<Arc<Shared>>,
+    params: Params<NoQuery>,
     body: Result<Json<MoRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    if let Err(response) = query(params) {
+        return *response;
+    }
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return problem(StatusCode::BAD_REQUEST, &rejection.body_text()),
@@ -163,19 +271,27 @@ async fn send_mo(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AccountQuery {
     account: Option<String>,
 }
 
-async fn faults(State(shared): State<Arc<Shared>>) -> Response {
+async fn faults(State(shared): State<Arc<Shared>>, params: Params<NoQuery>) -> Response {
+    if let Err(response) = query(params) {
+        return *response;
+    }
     Json(shared.faults.view()).into_response()
 }
 
 async fn set_faults(
     State(shared): State<Arc<Shared>>,
-    Query(query): Query<AccountQuery>,
+    params: Result<Query<AccountQuery>, QueryRejection>,
     body: Result<Json<FaultSpec>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    let query = match query(params) {
+        Ok(query) => query,
+        Err(response) => return *response,
+    };
     let Json(spec) = match body {
         Ok(body) => body,
         Err(rejection) => return problem(StatusCode::BAD_REQUEST, &rejection.body_text()),
@@ -186,27 +302,91 @@ async fn set_faults(
     }
 }
 
-async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
+async fn clear_faults(State(shared): State<Arc<Shared>>, params: Params<NoQuery>) -> Response {
+    if let Err(response) = query(params) {
+        return *response;
+    }
     shared.faults.clear();
     Json(shared.faults.view()).into_response()
 }
 
 async fn drop_sessions(
     State(shared): State<Arc<Shared>>,
-    Query(query): Query<AccountQuery>,
-) -> Json<serde_json::Value> {
-    Json(json!({ "dropped": shared.registry.drop_sessions(query.account.as_deref()) }))
+    params: Result<Query<AccountQuery>, QueryRejection>,
+) -> Response {
+    match query(params) {
+        Ok(query) => {
+            Json(json!({ "dropped": shared.registry.drop_sessions(query.account.as_deref()) }))
+                .into_response()
+        }
+        Err(response) => *response,
+    }
 }
 
 async fn unbind_sessions(
     State(shared): State<Arc<Shared>>,
-    Query(query): Query<AccountQuery>,
-) -> Json<serde_json::Value> {
-    Json(json!({ "unbinding": shared.registry.unbind_sessions(query.account.as_deref()) }))
+    params: Result<Query<AccountQuery>, QueryRejection>,
+) -> Response {
+    match query(params) {
+        Ok(query) => {
+            Json(json!({ "unbinding": shared.registry.unbind_sessions(query.account.as_deref()) }))
+                .into_response()
+        }
+        Err(response) => *response,
+    }
 }
 
-async fn stats(State(shared): State<Arc<Shared>>) -> Json<StatsSnapshot> {
-    Json(shared.snapshot())
+/// Every SMPP session whose traffic is kept (open and recently closed), oldest first.
+async fn sessions(State(shared): State<Arc<Shared>>, params: Params<NoQuery>) -> Response {
+    if let Err(response) = query(params) {
+        return *response;
+    }
+    Json(shared.captures.sessions()).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PcapQuery {
+    /// One session's id (from `GET /api/sessions`); all sessions when absent.
+    session: Option<u64>,
+}
+
+/// The SMPP traffic as a pcap file: `tshark -r x.pcap -d tcp.port==PORT,smpp` decodes it.
+async fn pcap(
+    State(shared): State<Arc<Shared>>,
+    params: Result<Query<PcapQuery>, QueryRejection>,
+) -> Response {
+    let query = match query(params) {
+        Ok(query) => query,
+        Err(response) => return *response,
+    };
+    let Some(file) = shared.captures.pcap(query.session) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "no such session (or its capture was dropped)",
+        );
+    };
+    let name = match query.session {
+        Some(id) => format!("attachment; filename=\"smsc-sim-session-{id}.pcap\""),
+        None => "attachment; filename=\"smsc-sim.pcap\"".to_owned(),
+    };
+    let mut response = file.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.tcpdump.pcap"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&name) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+async fn stats(State(shared): State<Arc<Shared>>, params: Params<NoQuery>) -> Response {
+    if let Err(response) = query(params) {
+        return *response;
+    }
+    Json::<StatsSnapshot>(shared.snapshot()).into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

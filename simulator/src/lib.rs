@@ -5,8 +5,14 @@
 //! - `outcome`: what happens to each message; `receipt` and `scheduler`: delivery receipts;
 //! - `faults`: faults scripted at runtime; `registry`: bound sessions; `mo`: mobile-originated;
 //! - `store`: the bounded message store; `otp`: code extraction; `text`: data_coding decoding;
-//! - `http`: the tester API; `metrics` and `stats`: counters; `config`: the TOML file.
+//! - `concat`: concatenated messages; `capture`: SMPP traffic kept for the pcap export;
+//! - `http`: the tester API, `cli` its command-line side; `metrics` and `stats`: counters;
+//! - `config`: the TOML file; `clock`: time formats; `tls`: the TLS acceptor.
+//!
+//! Dependencies point one way: `config` reads `outcome`, `faults` and `capture` types, never
+//! the reverse; `receipt` (with the scheduler's `Job`) sits below `registry` and `scheduler`.
 
+pub mod capture;
 pub mod cli;
 pub mod clock;
 pub mod concat;
@@ -50,9 +56,10 @@ pub struct Shared {
     pub faults: Faults,
     pub outcomes: Outcomes,
     pub registry: Registry,
-    pub receipts: mpsc::UnboundedSender<scheduler::Job>,
+    pub receipts: mpsc::UnboundedSender<receipt::Job>,
     pub pending_receipts: scheduler::Pending,
     pub reassembly: concat::Reassembly,
+    pub captures: capture::Captures,
 }
 
 impl Shared {
@@ -85,12 +92,21 @@ pub fn start(config: Config, listeners: Listeners, shutdown: CancellationToken) 
         stats: Stats::default(),
         metrics: Metrics::default(),
         faults: Faults::new(config.faults.clone()),
-        outcomes: Outcomes::new(&config.rules, &config.receipts),
+        outcomes: Outcomes::new(
+            &config.rules,
+            &config.receipts.outcomes,
+            config.receipts.delay_ms,
+            config.receipts.delay_ms_max,
+        ),
         registry: Registry::default(),
         receipts,
         pending_receipts: scheduler::Pending::new(config.receipts.max_pending),
         // Parts of at most 10,000 messages wait up to 10 minutes for their siblings.
         reassembly: concat::Reassembly::new(10_000, std::time::Duration::from_secs(600)),
+        captures: capture::Captures::new(
+            config.capture.max_bytes_per_session,
+            config.capture.max_sessions,
+        ),
         config,
     });
     let tracker = TaskTracker::new();

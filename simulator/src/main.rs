@@ -1,4 +1,5 @@
-//! The `smsc-sim` binary: serve (default), or talk to a running simulator (`inbox`, `mo`).
+//! The `smsc-sim` binary: serve (default), or talk to a running simulator (`inbox`, `mo`,
+//! `pcap`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -42,6 +43,17 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8025")]
         url: String,
     },
+    /// Save the SMPP traffic of a running simulator as a pcap file (Wireshark, tshark).
+    Pcap {
+        /// Only this session (ids from GET /api/sessions); default: every session kept.
+        #[arg(long)]
+        session: Option<u64>,
+        /// The file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:8025")]
+        url: String,
+    },
     /// Make a phone send a message (MO) to a bound ESME.
     Mo {
         /// The phone, e.g. +31612345678.
@@ -80,6 +92,11 @@ fn main() -> ExitCode {
             json,
             url,
         } => runtime.block_on(cli::inbox(&url, to.as_deref(), limit, json)),
+        Command::Pcap {
+            session,
+            output,
+            url,
+        } => runtime.block_on(cli::pcap(&url, session, &output)),
         Command::Mo {
             from,
             to,

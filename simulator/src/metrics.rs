@@ -7,9 +7,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::outcome::Stat;
 use crate::registry::Registry;
 use crate::store::MessageStore;
+use smpp_wire::receipt::ReceiptState;
 
 pub const SUBMIT_SM_TOTAL: &str = "smsc_sim_submit_sm_total";
 pub const RECEIPTS_SENT_TOTAL: &str = "smsc_sim_receipts_sent_total";
@@ -20,23 +20,14 @@ pub const MESSAGES_EVICTED_TOTAL: &str = "smsc_sim_messages_evicted_total";
 pub const GENERIC_NACKS_TOTAL: &str = "smsc_sim_generic_nacks_total";
 pub const MO_SENT_TOTAL: &str = "smsc_sim_mo_sent_total";
 
-/// Every stat, in `Stat` discriminant order.
-const STATS: [Stat; 8] = [
-    Stat::Enroute,
-    Stat::Delivrd,
-    Stat::Expired,
-    Stat::Deleted,
-    Stat::Undeliv,
-    Stat::Acceptd,
-    Stat::Unknown,
-    Stat::Rejectd,
-];
+/// Every stat, in `ReceiptState` discriminant order.
+const STATS: [ReceiptState; 8] = ReceiptState::ALL;
 
 #[derive(Default)]
 pub struct Metrics {
     /// (account, command_status name) -> count.
     submits: Mutex<BTreeMap<(String, String), u64>>,
-    /// Indexed by `Stat as usize`.
+    /// Indexed by `ReceiptState as usize`.
     receipts: [AtomicU64; STATS.len()],
     receipts_dropped: AtomicU64,
     generic_nacks: AtomicU64,
@@ -58,7 +49,7 @@ impl Metrics {
         }
     }
 
-    pub fn receipt_sent(&self, stat: Stat) {
+    pub fn receipt_sent(&self, stat: ReceiptState) {
         self.receipts[stat as usize].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -110,7 +101,7 @@ impl Metrics {
                 .iter()
                 .map(|&stat| (stat, self.receipts[stat as usize].load(Ordering::Relaxed)))
                 .filter(|&(_, n)| n > 0)
-                .map(|(stat, n)| (format!("{{stat=\"{}\"}}", stat.as_str()), n))
+                .map(|(stat, n)| (format!("{{stat=\"{}\"}}", stat.stat()), n))
                 .collect(),
         );
         family(

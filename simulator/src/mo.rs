@@ -10,10 +10,10 @@ use rusmpp::values::{DataCoding, EsmClass, MessagePayload};
 use smpp_wire::gsm7;
 
 use crate::Shared;
-use crate::outcome::Stat;
 use crate::receipt::deliver_sm_between;
 use crate::registry::Outbound;
 use crate::store::{Direction, NewMessage};
+use smpp_wire::receipt::ReceiptState;
 
 /// Why an MO could not be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -82,11 +82,12 @@ pub fn send(
         data_coding,
         esm_class: 0,
         registered_delivery: 0,
-        outcome: Stat::Delivrd,
+        outcome: ReceiptState::Delivered,
         final_at: Instant::now(),
         segment: None,
         parts: Vec::new(),
         tlvs: Vec::new(),
+        submit_status: None,
     }))
 }
 

@@ -5,53 +5,17 @@ use std::time::Duration;
 
 use regex::Regex;
 use rusmpp::CommandStatus;
-use rusmpp::values::MessageState;
 use serde::{Deserialize, Serialize};
 use smpp_wire::status::parse_status;
 
-use crate::config::ReceiptConfig;
+use smpp_wire::receipt::ReceiptState;
 
-/// A message state as delivery receipts spell it (`stat:` field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Stat {
-    Enroute,
-    Delivrd,
-    Expired,
-    Deleted,
-    Undeliv,
-    Acceptd,
-    Unknown,
-    Rejectd,
-}
-
-impl Stat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stat::Enroute => "ENROUTE",
-            Stat::Delivrd => "DELIVRD",
-            Stat::Expired => "EXPIRED",
-            Stat::Deleted => "DELETED",
-            Stat::Undeliv => "UNDELIV",
-            Stat::Acceptd => "ACCEPTD",
-            Stat::Unknown => "UNKNOWN",
-            Stat::Rejectd => "REJECTD",
-        }
-    }
-
-    /// The message_state TLV / query_sm_resp value.
-    pub fn message_state(self) -> MessageState {
-        match self {
-            Stat::Enroute => MessageState::Enroute,
-            Stat::Delivrd => MessageState::Delivered,
-            Stat::Expired => MessageState::Expired,
-            Stat::Deleted => MessageState::Deleted,
-            Stat::Undeliv => MessageState::Undeliverable,
-            Stat::Acceptd => MessageState::Accepted,
-            Stat::Unknown => MessageState::Unknown,
-            Stat::Rejectd => MessageState::Rejected,
-        }
-    }
+/// One share of the outcome mix for messages no rule matches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeShare {
+    pub stat: ReceiptState,
+    pub percent: f64,
 }
 
 /// A deterministic outcome for destinations that match. Exactly one matcher, and exactly one of
@@ -63,7 +27,7 @@ pub struct Rule {
     pub to_prefix: Option<String>,
     pub to_suffix: Option<String>,
     pub to_regex: Option<String>,
-    pub stat: Option<Stat>,
+    pub stat: Option<ReceiptState>,
     /// A status name (`ESME_RINVDSTADR`) or number.
     pub submit_status: Option<String>,
 }
@@ -109,21 +73,27 @@ struct CompiledRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Refuse(CommandStatus),
-    Deliver(Stat),
+    Deliver(ReceiptState),
 }
 
 /// Rules, mix and delays, compiled once.
 pub struct Outcomes {
     rules: Vec<CompiledRule>,
     /// (upper bound of the cumulative percentage, stat).
-    mix: Vec<(f64, Stat)>,
+    mix: Vec<(f64, ReceiptState)>,
     delay_ms: u64,
     delay_ms_max: Option<u64>,
 }
 
 impl Outcomes {
-    /// Compiles validated rules (see [`Rule::validate`]); an invalid rule is skipped.
-    pub fn new(rules: &[Rule], receipts: &ReceiptConfig) -> Self {
+    /// Compiles validated rules (see [`Rule::validate`]); an invalid rule is skipped. The final
+    /// state comes `delay_ms` after the submit, or uniformly up to `delay_ms_max` when set.
+    pub fn new(
+        rules: &[Rule],
+        mix: &[OutcomeShare],
+        delay_ms: u64,
+        delay_ms_max: Option<u64>,
+    ) -> Self {
         let rules = rules
             .iter()
             .filter_map(|rule| {
@@ -142,8 +112,7 @@ impl Outcomes {
             })
             .collect();
         let mut total = 0.0;
-        let mix = receipts
-            .outcomes
+        let mix = mix
             .iter()
             .map(|share| {
                 total += share.percent;
@@ -153,8 +122,8 @@ impl Outcomes {
         Self {
             rules,
             mix,
-            delay_ms: receipts.delay_ms,
-            delay_ms_max: receipts.delay_ms_max,
+            delay_ms,
+            delay_ms_max,
         }
     }
 
@@ -176,7 +145,7 @@ impl Outcomes {
             .iter()
             .find(|(upper, _)| roll < *upper)
             .or(self.mix.last())
-            .map_or(Stat::Delivrd, |(_, stat)| *stat);
+            .map_or(ReceiptState::Delivered, |(_, stat)| *stat);
         Decision::Deliver(stat)
     }
 
@@ -193,18 +162,13 @@ impl Outcomes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OutcomeShare;
 
-    fn receipts(mix: &[(Stat, f64)]) -> ReceiptConfig {
-        ReceiptConfig {
-            delay_ms: 100,
-            delay_ms_max: Some(200),
-            outcomes: mix
-                .iter()
-                .map(|&(stat, percent)| OutcomeShare { stat, percent })
-                .collect(),
-            max_pending: 10,
-        }
+    fn outcomes(rules: &[Rule], mix: &[(ReceiptState, f64)]) -> Outcomes {
+        let shares: Vec<OutcomeShare> = mix
+            .iter()
+            .map(|&(stat, percent)| OutcomeShare { stat, percent })
+            .collect();
+        Outcomes::new(rules, &shares, 100, Some(200))
     }
 
     #[test]
@@ -212,7 +176,7 @@ mod tests {
         let rules = vec![
             Rule {
                 to_prefix: Some("+3160000".into()),
-                stat: Some(Stat::Undeliv),
+                stat: Some(ReceiptState::Undeliverable),
                 ..Rule::default()
             },
             Rule {
@@ -222,17 +186,17 @@ mod tests {
             },
             Rule {
                 to_regex: Some("^\\+1555".into()),
-                stat: Some(Stat::Expired),
+                stat: Some(ReceiptState::Expired),
                 ..Rule::default()
             },
         ];
         for rule in &rules {
             rule.validate().expect("valid rule");
         }
-        let outcomes = Outcomes::new(&rules, &receipts(&[(Stat::Rejectd, 100.0)]));
+        let outcomes = outcomes(&rules, &[(ReceiptState::Rejected, 100.0)]);
         assert_eq!(
             outcomes.decide("+31600001313"),
-            Decision::Deliver(Stat::Undeliv)
+            Decision::Deliver(ReceiptState::Undeliverable)
         );
         assert_eq!(
             outcomes.decide("+31612345613"),
@@ -240,22 +204,25 @@ mod tests {
         );
         assert_eq!(
             outcomes.decide("+15551234567"),
-            Decision::Deliver(Stat::Expired)
+            Decision::Deliver(ReceiptState::Expired)
         );
         assert_eq!(
             outcomes.decide("+31612345678"),
-            Decision::Deliver(Stat::Rejectd)
+            Decision::Deliver(ReceiptState::Rejected)
         );
     }
 
     #[test]
     fn the_mix_follows_its_percentages() {
-        let outcomes = Outcomes::new(
+        let outcomes = outcomes(
             &[],
-            &receipts(&[(Stat::Delivrd, 80.0), (Stat::Undeliv, 20.0)]),
+            &[
+                (ReceiptState::Delivered, 80.0),
+                (ReceiptState::Undeliverable, 20.0),
+            ],
         );
         let delivered = (0..10_000)
-            .filter(|_| outcomes.decide("+1") == Decision::Deliver(Stat::Delivrd))
+            .filter(|_| outcomes.decide("+1") == Decision::Deliver(ReceiptState::Delivered))
             .count();
         assert!(
             (7_600..8_400).contains(&delivered),
@@ -272,7 +239,7 @@ mod tests {
         let both = Rule {
             to_prefix: Some("+1".into()),
             to_suffix: Some("2".into()),
-            stat: Some(Stat::Delivrd),
+            stat: Some(ReceiptState::Delivered),
             ..Rule::default()
         };
         assert!(
@@ -282,7 +249,7 @@ mod tests {
         );
         let regex = Rule {
             to_regex: Some("(".into()),
-            stat: Some(Stat::Delivrd),
+            stat: Some(ReceiptState::Delivered),
             ..Rule::default()
         };
         assert!(regex.validate().unwrap_err().contains("to_regex"));

@@ -10,7 +10,7 @@ use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, Npi, RegisteredDelivery, Ton};
 
 use crate::clock::yymmddhhmm;
-use crate::outcome::Stat;
+use smpp_wire::receipt::ReceiptState;
 
 /// What a receipt reports about one message.
 #[derive(Debug, Clone)]
@@ -20,7 +20,7 @@ pub struct Receipt {
     pub from: String,
     /// The original sender (the receipt goes to it).
     pub to: String,
-    pub stat: Stat,
+    pub stat: ReceiptState,
     pub submitted_at: SystemTime,
     pub done_at: SystemTime,
     /// The start of the original text.
@@ -30,12 +30,12 @@ pub struct Receipt {
 impl Receipt {
     /// `id:… sub:001 dlvrd:001 submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DELIVRD err:000 text:…`
     pub fn text(&self) -> String {
-        let delivered = if self.stat == Stat::Delivrd {
+        let delivered = if self.stat == ReceiptState::Delivered {
             "001"
         } else {
             "000"
         };
-        let err = if self.stat == Stat::Delivrd {
+        let err = if self.stat == ReceiptState::Delivered {
             "000"
         } else {
             "001"
@@ -46,7 +46,7 @@ impl Receipt {
             self.message_id,
             yymmddhhmm(self.submitted_at),
             yymmddhhmm(self.done_at),
-            self.stat.as_str(),
+            self.stat.stat(),
         )
     }
 
@@ -74,6 +74,19 @@ impl Receipt {
         ));
         pdu
     }
+}
+
+/// One receipt for the scheduler, due at `at`, for a receiver of `account`.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub account: String,
+    pub receipt: Receipt,
+    pub at: tokio::time::Instant,
+    /// Tries while no receiver was bound.
+    pub attempts: u32,
+    /// Times an ESME refused it with an error deliver_sm_resp (or generic_nack): the back-off
+    /// before the next delivery grows with it.
+    pub refusals: u32,
 }
 
 /// A deliver_sm builder from `from` to `to`, addresses as the store shows them (`+` marks an
@@ -119,7 +132,7 @@ mod tests {
             message_id: "1a2b".into(),
             from: "+31612345678".into(),
             to: "OTPGATE".into(),
-            stat: Stat::Undeliv,
+            stat: ReceiptState::Undeliverable,
             submitted_at: UNIX_EPOCH + Duration::from_secs(1_795_637_191),
             done_at: UNIX_EPOCH + Duration::from_secs(1_795_637_251),
             text: "Your verification code is 123456".into(),

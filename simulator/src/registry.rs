@@ -8,13 +8,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BindType;
+use crate::receipt::Job;
 
 /// A PDU for a session to send to its ESME.
 #[derive(Debug)]
 pub enum Outbound {
     DeliverSm(Box<DeliverSm>),
     /// A delivery receipt, kept by the session until the ESME acknowledges it.
-    Receipt(Box<crate::scheduler::Job>),
+    Receipt(Box<Job>),
     /// Ask the ESME to unbind; the session closes on its unbind_resp (or a timeout).
     Unbind,
 }

@@ -13,7 +13,7 @@ use tokio_util::time::DelayQueue;
 use tracing::debug;
 
 use crate::Shared;
-use crate::receipt::Receipt;
+use crate::receipt::Job;
 use crate::registry::Outbound;
 
 /// Retries while no receiver is bound: once a second for a minute.
@@ -74,15 +74,6 @@ impl Pending {
             room.await;
         }
     }
-}
-
-/// One receipt due at `at`.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub account: String,
-    pub receipt: Receipt,
-    pub at: Instant,
-    pub attempts: u32,
 }
 
 /// Runs until `shutdown`, taking jobs from `jobs`.

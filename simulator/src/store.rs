@@ -4,6 +4,7 @@
 //! Ids are a hex counter assigned under the lock, so a message's position is its id minus the
 //! id of the oldest kept: lookups by id are O(1).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +15,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::clock::rfc3339;
 use crate::concat::Segment;
-use crate::outcome::Stat;
+use smpp_wire::receipt::ReceiptState;
 
 /// Which way a message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,7 +39,7 @@ pub struct NewMessage {
     pub esm_class: u8,
     pub registered_delivery: u8,
     /// The state it reaches, and when.
-    pub outcome: Stat,
+    pub outcome: ReceiptState,
     pub final_at: Instant,
     /// Set on one segment of a concatenated message.
     pub segment: Option<Segment>,
@@ -46,6 +47,18 @@ pub struct NewMessage {
     pub parts: Vec<PartRef>,
     /// The TLVs the PDU carried.
     pub tlvs: Vec<TlvView>,
+    /// An MT's submit_sm_resp / data_sm_resp status (`ESME_ROK`, or the refusal); None for MO.
+    /// Borrowed for the common `ESME_ROK`: no allocation per accepted message.
+    pub submit_status: Option<Cow<'static, str>>,
+}
+
+impl NewMessage {
+    /// Whether the submit was refused (it never reached the phone).
+    fn refused(&self) -> bool {
+        self.submit_status
+            .as_deref()
+            .is_some_and(|s| s != "ESME_ROK")
+    }
 }
 
 /// One TLV as the tester API shows it.
@@ -77,10 +90,19 @@ pub struct StoredMessage {
     pub otp: Option<String>,
     pub account: String,
     pub data_coding: u8,
+    /// The character set data_coding names (`gsm7`, `ucs2`, `cyrillic`, ...).
+    pub alphabet: &'static str,
+    /// The GSM message class (0 to 3) of the GSM coding groups; 0 is a flash message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_class: Option<u8>,
+    pub flash: bool,
     pub esm_class: u8,
     pub registered_delivery: u8,
-    /// ENROUTE until its final state; then that state.
-    pub state: Stat,
+    /// ENROUTE until its final state; then that state. A refused submit is REJECTD at once.
+    pub state: ReceiptState,
+    /// An MT's submit response status: `ESME_ROK`, or why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submit_status: Option<Cow<'static, str>>,
     /// When a delivery receipt for it was handed to a session.
     pub receipt_sent_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,7 +112,7 @@ pub struct StoredMessage {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tlvs: Vec<TlvView>,
     #[serde(skip)]
-    outcome: Stat,
+    outcome: ReceiptState,
     #[serde(skip)]
     final_at: Instant,
     #[serde(skip)]
@@ -98,14 +120,17 @@ pub struct StoredMessage {
     /// Cancelled by cancel_sm (as opposed to a DELETED outcome, which still gets its receipt).
     #[serde(skip)]
     cancelled: bool,
+    /// Refused at submit: listed only when asked for, and unknown to query/cancel/replace.
+    #[serde(skip)]
+    refused: bool,
 }
 
 impl StoredMessage {
-    fn state_at(&self, now: Instant) -> Stat {
+    fn state_at(&self, now: Instant) -> ReceiptState {
         if now >= self.final_at {
             self.outcome
         } else {
-            Stat::Enroute
+            ReceiptState::Enroute
         }
     }
 
@@ -133,6 +158,8 @@ pub struct Filter {
     pub direction: Option<Direction>,
     /// Also list the segments of concatenated messages (by default only whole messages).
     pub parts: bool,
+    /// Also list refused submits (by default only what reached a phone).
+    pub refused: bool,
 }
 
 fn digits(number: &str) -> String {
@@ -150,13 +177,32 @@ fn same_address(wanted: &str, actual: &str) -> bool {
 
 impl Filter {
     fn matches(&self, message: &StoredMessage) -> bool {
-        self.to.as_ref().is_none_or(|to| same_address(to, &message.to))
-            && self.from.as_ref().is_none_or(|from| same_address(from, &message.from))
-            && self.account.as_ref().is_none_or(|a| *a == message.account)
+        self.matches_fields(
+            message.direction,
+            &message.from,
+            &message.to,
+            &message.account,
+            &message.received_at,
+        ) && (self.parts || message.segment.is_none())
+            && (self.refused || !message.refused)
+    }
+
+    /// Whether a message with these fields matches, segments and refusals aside (for listings
+    /// that are not stored messages, such as incomplete concatenated ones).
+    pub fn matches_fields(
+        &self,
+        direction: Direction,
+        from: &str,
+        to: &str,
+        account: &str,
+        received_at: &str,
+    ) -> bool {
+        self.to.as_ref().is_none_or(|wanted| same_address(wanted, to))
+            && self.from.as_ref().is_none_or(|wanted| same_address(wanted, from))
+            && self.account.as_ref().is_none_or(|a| a == account)
             // Same fixed-width UTC format on both sides: string order is time order.
-            && self.since.as_ref().is_none_or(|since| message.received_at.as_str() >= since.as_str())
-            && self.direction.is_none_or(|d| d == message.direction)
-            && (self.parts || message.segment.is_none())
+            && self.since.as_ref().is_none_or(|since| received_at >= since.as_str())
+            && self.direction.is_none_or(|d| d == direction)
     }
 }
 
@@ -221,6 +267,8 @@ impl MessageStore {
     /// Stores `message` and returns its id.
     pub fn insert(&self, message: NewMessage) -> String {
         let received = SystemTime::now();
+        let refused = message.refused();
+        let coding = smpp_wire::coding::DataCoding::from_octet(message.data_coding);
         let stored = {
             let mut inner = self.lock();
             if inner.messages.len() >= self.capacity {
@@ -239,17 +287,31 @@ impl MessageStore {
                 received_at: rfc3339(received),
                 account: message.account,
                 data_coding: message.data_coding,
+                alphabet: coding.alphabet.as_str(),
+                message_class: coding.class.map(|class| class.number()),
+                flash: coding.is_flash(),
                 esm_class: message.esm_class,
                 registered_delivery: message.registered_delivery,
-                state: Stat::Enroute,
+                state: ReceiptState::Enroute,
+                submit_status: message.submit_status,
                 receipt_sent_at: None,
                 segment: message.segment,
                 parts: message.parts,
                 tlvs: message.tlvs,
-                outcome: message.outcome,
-                final_at: message.final_at,
+                // A refused submit never travels: it is final at once.
+                outcome: if refused {
+                    ReceiptState::Rejected
+                } else {
+                    message.outcome
+                },
+                final_at: if refused {
+                    Instant::now()
+                } else {
+                    message.final_at
+                },
                 received,
                 cancelled: false,
+                refused,
             };
             inner.messages.push_back(stored.clone());
             stored
@@ -319,13 +381,22 @@ impl MessageStore {
             .is_some_and(|index| inner.messages[index].cancelled)
     }
 
-    /// (state, when it became final) of message `id`.
-    pub fn query(&self, id: &str) -> Option<(Stat, Option<SystemTime>)> {
+    /// The MT message `id` that `account` submitted and the simulator accepted: another
+    /// account's message, an MO or a refused submit is not found (and not revealed).
+    fn owned(&self, inner: &Inner, id: &str, account: &str) -> Option<usize> {
+        let index = self.index(inner, id)?;
+        let message = &inner.messages[index];
+        (message.direction == Direction::Mt && !message.refused && message.account == account)
+            .then_some(index)
+    }
+
+    /// (state, when it became final) of message `id`, if `account` submitted it.
+    pub fn query(&self, id: &str, account: &str) -> Option<(ReceiptState, Option<SystemTime>)> {
         let now = Instant::now();
         let inner = self.lock();
-        let message = &inner.messages[self.index(&inner, id)?];
+        let message = &inner.messages[self.owned(&inner, id, account)?];
         let state = message.state_at(now);
-        let done = (state != Stat::Enroute)
+        let done = (state != ReceiptState::Enroute)
             .then(|| SystemTime::now() - now.saturating_duration_since(message.final_at));
         Some((state, done))
     }
@@ -334,31 +405,42 @@ impl MessageStore {
     fn change_en_route(
         &self,
         id: &str,
+        account: &str,
         change: impl FnOnce(&mut StoredMessage, Instant),
     ) -> Result<(), ChangeError> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let index = self.index(&inner, id).ok_or(ChangeError::NotFound)?;
+        let index = self
+            .owned(&inner, id, account)
+            .ok_or(ChangeError::NotFound)?;
         let message = &mut inner.messages[index];
-        if message.state_at(now) != Stat::Enroute {
+        if message.state_at(now) != ReceiptState::Enroute {
             return Err(ChangeError::Final);
         }
         change(message, now);
         Ok(())
     }
 
-    /// Cancels a message still en route: it becomes DELETED now and gets no receipt.
-    pub fn cancel(&self, id: &str) -> Result<(), ChangeError> {
-        self.change_en_route(id, |message, now| {
-            message.outcome = Stat::Deleted;
+    /// Cancels a message of `account` still en route: it becomes DELETED now and gets no
+    /// receipt.
+    pub fn cancel(&self, id: &str, account: &str) -> Result<(), ChangeError> {
+        self.change_en_route(id, account, |message, now| {
+            message.outcome = ReceiptState::Deleted;
             message.final_at = now;
             message.cancelled = true;
         })
     }
 
-    /// Replaces the text of a message still en route.
-    pub fn replace(&self, id: &str, text: String) -> Result<(), ChangeError> {
-        self.change_en_route(id, |message, _| {
+    /// Replaces the text of a message of `account` still en route with `short_message`, read
+    /// in the message's own data_coding (replace_sm carries none of its own).
+    pub fn replace(
+        &self,
+        id: &str,
+        account: &str,
+        short_message: &[u8],
+    ) -> Result<(), ChangeError> {
+        self.change_en_route(id, account, |message, _| {
+            let text = crate::text::decode(message.data_coding, short_message);
             message.otp = crate::otp::find_code(&text);
             message.text = text;
         })
@@ -406,11 +488,12 @@ mod tests {
             data_coding: 0,
             esm_class: 0,
             registered_delivery: 0,
-            outcome: Stat::Delivrd,
+            outcome: ReceiptState::Delivered,
             final_at: Instant::now() + final_in,
             segment: None,
             parts: Vec::new(),
             tlvs: Vec::new(),
+            submit_status: Some("ESME_ROK".into()),
         }
     }
 
@@ -465,18 +548,65 @@ mod tests {
         let store = MessageStore::new(10);
         let pending = store.insert(message("+1", "x", Duration::from_secs(60)));
         let done = store.insert(message("+1", "y", Duration::ZERO));
-        assert_eq!(store.query(&pending).map(|q| q.0), Some(Stat::Enroute));
-        assert_eq!(store.query(&done).map(|q| q.0), Some(Stat::Delivrd));
-        assert_eq!(store.replace(&pending, "code 4321".into()), Ok(()));
+        assert_eq!(
+            store.query(&pending, "a").map(|q| q.0),
+            Some(ReceiptState::Enroute)
+        );
+        assert_eq!(
+            store.query(&done, "a").map(|q| q.0),
+            Some(ReceiptState::Delivered)
+        );
+        assert_eq!(store.replace(&pending, "a", b"code 4321"), Ok(()));
         assert_eq!(
             store.get(&pending).and_then(|m| m.otp).as_deref(),
             Some("4321")
         );
-        assert_eq!(store.cancel(&pending), Ok(()));
-        assert_eq!(store.query(&pending).map(|q| q.0), Some(Stat::Deleted));
-        assert_eq!(store.cancel(&done), Err(ChangeError::Final));
-        assert_eq!(store.replace(&done, "z".into()), Err(ChangeError::Final));
-        assert_eq!(store.cancel("ffff"), Err(ChangeError::NotFound));
+        assert_eq!(store.cancel(&pending, "a"), Ok(()));
+        assert_eq!(
+            store.query(&pending, "a").map(|q| q.0),
+            Some(ReceiptState::Deleted)
+        );
+        assert_eq!(store.cancel(&done, "a"), Err(ChangeError::Final));
+        assert_eq!(store.replace(&done, "a", b"z"), Err(ChangeError::Final));
+        assert_eq!(store.cancel("ffff", "a"), Err(ChangeError::NotFound));
+    }
+
+    #[test]
+    fn only_the_submitting_account_sees_or_changes_a_message() {
+        let store = MessageStore::new(10);
+        let id = store.insert(message("+1", "code 1111", Duration::from_secs(60)));
+        assert!(store.query(&id, "b").is_none());
+        assert_eq!(store.cancel(&id, "b"), Err(ChangeError::NotFound));
+        assert_eq!(
+            store.replace(&id, "b", b"code 2222"),
+            Err(ChangeError::NotFound)
+        );
+        let kept = store.get(&id).expect("kept");
+        assert_eq!(
+            (kept.text.as_str(), kept.state),
+            ("code 1111", ReceiptState::Enroute)
+        );
+    }
+
+    #[test]
+    fn refused_submits_are_kept_apart_from_what_phones_received() {
+        let store = MessageStore::new(10);
+        let mut refused = message("+1", "code 9999", Duration::from_secs(60));
+        refused.submit_status = Some("ESME_RTHROTTLED".into());
+        let id = store.insert(refused);
+        assert!(store.latest(&Filter::default()).is_none());
+        let all = Filter {
+            refused: true,
+            ..Filter::default()
+        };
+        let listed = store.list(&all, 10);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].state, listed[0].submit_status.as_deref()),
+            (ReceiptState::Rejected, Some("ESME_RTHROTTLED"))
+        );
+        assert!(store.query(&id, "a").is_none());
+        assert_eq!(store.cancel(&id, "a"), Err(ChangeError::NotFound));
     }
 
     #[tokio::test]

@@ -28,7 +28,12 @@ pub enum Frame {
     /// A frame whose header was readable but whose body was not.
     Malformed {
         command_id: CommandId,
+        /// The frame's own `command_status`: for a response, whether the request succeeded.
+        command_status: CommandStatus,
         sequence_number: u32,
+        /// For a submit_sm_resp or data_sm_resp, its message_id read leniently (printable
+        /// ASCII up to the NUL or the end, whatever its length): the receipt can still match.
+        message_id: Option<String>,
         /// The `command_status` to put in the `generic_nack` for this frame.
         nack_status: CommandStatus,
         error: DecodeError,
@@ -92,18 +97,58 @@ impl Decoder for FrameCodec {
         frame.advance(4);
         let command_id =
             CommandId::from(u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
+        let command_status =
+            CommandStatus::from(u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]));
         let sequence_number = u32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
         let body_length = length_usize - 4;
+        // A copy on the stack of a response's first field (the message_id of submit_sm_resp
+        // and data_sm_resp), read leniently if the body does not decode: no allocation.
+        let mut head = [0u8; ID_PEEK];
+        let peeked = if matches!(command_id, CommandId::SubmitSmResp | CommandId::DataSmResp) {
+            let body = &frame[12..];
+            let n = body.len().min(ID_PEEK);
+            head[..n].copy_from_slice(&body[..n]);
+            n
+        } else {
+            0
+        };
         match Command::decode(&mut frame, body_length) {
             Ok((command, _)) => Ok(Some(Frame::Command(command))),
             Err(error) => Ok(Some(Frame::Malformed {
                 command_id,
+                command_status,
                 sequence_number,
                 nack_status: nack_status(&error),
+                message_id: lenient_id(&head[..peeked]),
                 error,
             })),
         }
     }
+}
+
+/// A response without a body: SMPP 3.4 §4 omits the body of (among others) submit_sm_resp,
+/// data_sm_resp and query_sm_resp when `command_status` is an error, and real SMSCs do so.
+/// rusmpp builds commands only with a body, so this one is decoded from its own header.
+pub fn header_only(command_id: CommandId, status: CommandStatus, sequence_number: u32) -> Command {
+    let mut header = BytesMut::with_capacity(12);
+    header.extend_from_slice(&u32::from(command_id).to_be_bytes());
+    header.extend_from_slice(&u32::from(status).to_be_bytes());
+    header.extend_from_slice(&sequence_number.to_be_bytes());
+    Command::decode(&mut header, 12)
+        .map(|(command, _)| command)
+        // Twelve octets are a whole header and an empty body decodes for every command id.
+        .expect("a bare header decodes")
+}
+
+/// Octets of a response body kept for [`lenient_id`]: longer ids than SMPP's 64 are seen, and
+/// kept up to this many.
+const ID_PEEK: usize = 128;
+
+fn lenient_id(bytes: &[u8]) -> Option<String> {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let id = &bytes[..end];
+    (!id.is_empty() && id.iter().all(|b| b.is_ascii_graphic()))
+        .then(|| String::from_utf8_lossy(id).into_owned())
 }
 
 /// Which `command_status` best tells the peer what was wrong with a body that did not decode.
@@ -145,6 +190,17 @@ mod tests {
             .encode(command, &mut buf)
             .expect("encoding to memory cannot fail");
         buf
+    }
+
+    #[test]
+    fn header_only_responses_encode_as_sixteen_octets() {
+        let command = header_only(CommandId::SubmitSmResp, CommandStatus::EsmeRinvmsglen, 7);
+        assert!(command.pdu().is_none());
+        let bytes = encode(&command);
+        assert_eq!(
+            &bytes[..],
+            &[0, 0, 0, 16, 0x80, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 7]
+        );
     }
 
     fn header(length: u32, id: u32, seq: u32) -> Vec<u8> {
@@ -236,6 +292,35 @@ mod tests {
         {
             Some(Frame::Command(command)) => assert_eq!(command.id(), CommandId::Other(0x7777)),
             other => panic!("expected Other, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_submit_sm_resp_with_an_overlong_id_keeps_its_id_and_header() {
+        let id = "A".repeat(70);
+        let mut bytes = Vec::new();
+        let length = 16 + id.len() + 1;
+        bytes.extend_from_slice(&(length as u32).to_be_bytes());
+        bytes.extend_from_slice(&0x8000_0004u32.to_be_bytes());
+        bytes.extend_from_slice(&0u32.to_be_bytes());
+        bytes.extend_from_slice(&9u32.to_be_bytes());
+        bytes.extend_from_slice(id.as_bytes());
+        bytes.push(0);
+        let mut buf = BytesMut::from(&bytes[..]);
+        match FrameCodec::new(4096).decode(&mut buf).expect("not fatal") {
+            Some(Frame::Malformed {
+                command_id,
+                command_status,
+                sequence_number,
+                message_id,
+                ..
+            }) => {
+                assert_eq!(command_id, CommandId::SubmitSmResp);
+                assert_eq!(command_status, CommandStatus::EsmeRok);
+                assert_eq!(sequence_number, 9);
+                assert_eq!(message_id.as_deref(), Some(id.as_str()));
+            }
+            other => panic!("expected a malformed frame, got {other:?}"),
         }
     }
 }

@@ -1,14 +1,22 @@
-//! Opening a link to the SMSC: TCP (with TCP_NODELAY), optional TLS, the frame codec, and the
-//! bind handshake for one session kind.
+//! The link to an SMSC: TCP (with TCP_NODELAY), optional TLS, the frame codec, the bind
+//! handshake for one session kind, and then reading and writing apart. Writes go through a
+//! task of their own, every batch bounded by `write_timeout`, so an SMSC that stops reading can
+//! never hold the session's timers: the session hands PDUs to the writer without waiting and
+//! learns of a stalled or broken write as a [`LinkError`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use smpp_wire::status::status_name;
 use smpp_wire::{Frame, FrameCodec};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
-use tracing::debug;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{debug, warn};
 
 use super::pdu::{self, BindKind};
 use super::tls::TlsClient;
@@ -18,7 +26,43 @@ use crate::config::CarrierConfig;
 pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-pub(super) type Link = Framed<Box<dyn Io>, FrameCodec>;
+type Reader = FramedRead<ReadHalf<Box<dyn Io>>, FrameCodec>;
+type Sink = FramedWrite<WriteHalf<Box<dyn Io>>, FrameCodec>;
+
+/// Why a bound link ended. Counted in `otpgate_smpp_link_lost_total{reason}`.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LinkError {
+    #[error("connection closed by the SMSC")]
+    Closed,
+    #[error("read failed: {0}")]
+    Read(String),
+    #[error("write failed: {0}")]
+    Write(std::io::ErrorKind),
+    /// A write or flush made no progress within `write_timeout`: the SMSC stopped reading.
+    #[error("the SMSC stopped reading: a write waited longer than {0:?}")]
+    WriteStalled(Duration),
+    #[error("enquire_link unanswered")]
+    EnquireLinkUnanswered,
+    #[error("{0} submit_sm unanswered in time on this link")]
+    ResponseTimeouts(u32),
+    #[error("the SMSC unbound")]
+    Unbound,
+}
+
+impl LinkError {
+    /// The metric label.
+    pub(super) fn reason(&self) -> &'static str {
+        match self {
+            LinkError::Closed => "closed",
+            LinkError::Read(_) => "read_error",
+            LinkError::Write(_) => "write_error",
+            LinkError::WriteStalled(_) => "write_stalled",
+            LinkError::EnquireLinkUnanswered => "enquire_link_unanswered",
+            LinkError::ResponseTimeouts(_) => "response_timeouts",
+            LinkError::Unbound => "unbound",
+        }
+    }
+}
 
 /// Why a connect or bind attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +83,84 @@ pub(super) enum BindError {
     Link(String),
     #[error(transparent)]
     Config(#[from] pdu::PduError),
+}
+
+/// Each bound link gets a number of its own, so a part that went unanswered on one link is
+/// resent only on another.
+static LINK_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// The write side of a bound link: PDUs are queued without waiting; the writer task reports
+/// how it ended through `done`.
+pub(super) struct Writer {
+    tx: Option<mpsc::Sender<Command>>,
+    done: JoinHandle<Result<(), LinkError>>,
+    timeout: Duration,
+}
+
+impl Writer {
+    /// Queues `command` for the wire. A queue that is full means the writer has been blocked
+    /// long enough for the session to have sent it a window and many answers: a stall.
+    pub(super) fn send(&self, command: Command) -> Result<(), LinkError> {
+        let Some(tx) = &self.tx else {
+            return Err(LinkError::Write(std::io::ErrorKind::BrokenPipe));
+        };
+        tx.try_send(command).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => LinkError::WriteStalled(self.timeout),
+            mpsc::error::TrySendError::Closed(_) => {
+                LinkError::Write(std::io::ErrorKind::BrokenPipe)
+            }
+        })
+    }
+
+    /// Resolves when the writer stops: a stall or write error (or, once `finish` closed the
+    /// queue, the flush of what was queued).
+    pub(super) async fn failed(&mut self) -> LinkError {
+        match (&mut self.done).await {
+            Ok(Err(err)) => err,
+            Ok(Ok(())) => LinkError::Write(std::io::ErrorKind::BrokenPipe),
+            Err(_) => LinkError::Write(std::io::ErrorKind::Other),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.done.abort();
+    }
+}
+
+/// A bound link.
+pub(super) struct Link {
+    pub(super) id: u64,
+    pub(super) reader: Reader,
+    pub(super) writer: Writer,
+}
+
+/// Writes queued PDUs in batches (feed all that are queued, then one flush: one syscall for a
+/// window), each batch bounded by `timeout`.
+async fn write_loop(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Command>,
+    timeout: Duration,
+) -> Result<(), LinkError> {
+    const BATCH: usize = 256;
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let write = async {
+            for command in &batch {
+                sink.feed(command).await?;
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Err(_) => return Err(LinkError::WriteStalled(timeout)),
+            Ok(Err(err)) => return Err(LinkError::Write(err.kind())),
+            Ok(Ok(())) => batch.clear(),
+        }
+    }
+    // The session closed the queue (unbind): end the write side cleanly, bounded too.
+    let _ = tokio::time::timeout(timeout, sink.close()).await;
+    Ok(())
 }
 
 /// Connects to the carrier's SMSC and binds as `kind`; `label` names the session in logs.
@@ -66,26 +188,24 @@ pub(super) async fn connect_and_bind(
             Box::new(stream)
         }
     };
-    let mut link = Framed::new(stream, FrameCodec::new(config.max_pdu_length));
+    let (read, write) = tokio::io::split(stream);
+    let mut reader = FramedRead::new(read, FrameCodec::new(config.max_pdu_length));
+    let mut sink = FramedWrite::new(write, FrameCodec::new(config.max_pdu_length));
     let bind = Command::new(CommandStatus::EsmeRok, 1, pdu::bind(config, kind)?);
-    link.send(&bind)
-        .await
-        .map_err(|err| BindError::Link(err.to_string()))?;
     let expected = kind.response_id();
-    let answer = async {
+    let handshake = async {
+        sink.send(&bind)
+            .await
+            .map_err(|err| BindError::Link(err.to_string()))?;
         loop {
-            match link.next().await {
+            match reader.next().await {
                 None => return Err(BindError::Closed),
                 Some(Err(err)) => return Err(BindError::Link(err.to_string())),
                 Some(Ok(Frame::Command(command))) => match command.id() {
                     id if (id == expected || id == CommandId::GenericNack)
                         && command.sequence_number() == 1 =>
                     {
-                        return if command.status() == CommandStatus::EsmeRok {
-                            Ok(())
-                        } else {
-                            Err(BindError::Rejected(status_name(command.status())))
-                        };
+                        return bound(command.status());
                     }
                     // An SMSC may probe before answering; keep the link polite.
                     CommandId::EnquireLink => {
@@ -94,7 +214,7 @@ pub(super) async fn connect_and_bind(
                             command.sequence_number(),
                             Pdu::EnquireLinkResp,
                         );
-                        link.send(&resp)
+                        sink.send(&resp)
                             .await
                             .map_err(|err| BindError::Link(err.to_string()))?;
                     }
@@ -102,14 +222,46 @@ pub(super) async fn connect_and_bind(
                         debug!(session = %label, id = ?command.id(), "PDU ignored while binding")
                     }
                 },
-                Some(Ok(Frame::Malformed { .. })) => {
-                    return Err(BindError::Link("malformed bind response".into()));
+                // Real SMSCs exceed the spec's limits (a system_id over 16 octets): the header
+                // says whether the bind succeeded, and that is all the client needs.
+                Some(Ok(Frame::Malformed {
+                    command_id,
+                    sequence_number: 1,
+                    command_status,
+                    error,
+                    ..
+                })) if command_id == expected || command_id == CommandId::GenericNack => {
+                    warn!(session = %label, %error, "bind response body does not decode; its header decides");
+                    metrics::counter!(crate::metrics::SMPP_LENIENT_TOTAL, crate::metrics::LABEL_CARRIER => config.name.clone(), crate::metrics::LABEL_WHAT => "bind_resp")
+                        .increment(1);
+                    return bound(command_status);
+                }
+                Some(Ok(Frame::Malformed { command_id, .. })) => {
+                    debug!(session = %label, ?command_id, "malformed PDU ignored while binding")
                 }
             }
         }
     };
-    tokio::time::timeout(config.bind_timeout, answer)
+    tokio::time::timeout(config.bind_timeout, handshake)
         .await
         .map_err(|_| BindError::BindTimeout)??;
-    Ok(link)
+    let (tx, rx) = mpsc::channel(config.window + 256);
+    let done = tokio::spawn(write_loop(sink, rx, config.write_timeout));
+    Ok(Link {
+        id: LINK_IDS.fetch_add(1, Ordering::Relaxed),
+        reader,
+        writer: Writer {
+            tx: Some(tx),
+            done,
+            timeout: config.write_timeout,
+        },
+    })
+}
+
+fn bound(status: CommandStatus) -> Result<(), BindError> {
+    if status == CommandStatus::EsmeRok {
+        Ok(())
+    } else {
+        Err(BindError::Rejected(status_name(status)))
+    }
 }

@@ -13,7 +13,7 @@ mod shared;
 pub mod tls;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rusmpp::pdus::SubmitSm;
@@ -41,9 +41,16 @@ pub struct OutboundSms {
     /// carrier's source_addr.
     pub from: Option<String>,
     pub text: String,
-    /// After this the code has expired and sending it is pointless.
+    /// After this the code has expired and sending it is pointless. Also sent to the SMSC as
+    /// the message's validity_period (the time left when it is written).
     pub deadline: Instant,
+    /// Says, right before the message is written, whether a newer message replaced it (a
+    /// fresh code for the same number): then it is dropped as `superseded`.
+    pub superseded: Option<SupersededCheck>,
 }
+
+/// See [`OutboundSms::superseded`].
+pub type SupersededCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Why a message could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +79,18 @@ pub(crate) struct OutboundPart {
     body: SubmitSm,
     /// How many parts the message has (a message moves to another carrier only whole).
     of: usize,
+    /// Which part this is (0-based).
+    index: usize,
+    /// The carrier's order of parts: whatever is handed back goes back into this order, so
+    /// throttling or a lost link never reverses messages.
+    ordinal: u64,
+    /// Times written so far: a part unanswered `1 + max_resends` times is given up.
+    writes: u32,
+    /// The link on which it went unanswered: it is resent only on another.
+    not_on: Option<u64>,
+    /// Set when the SMSC accepted it (a late submit_sm_resp on the link that gave it up
+    /// included): a resend not yet written is then dropped.
+    accepted: Arc<AtomicBool>,
 }
 
 /// The carriers and the routes to them.
@@ -92,6 +111,9 @@ impl RouterInner {
     }
 
     /// Moves `sms` off carrier `from` to another available route; gives it back when none is.
+    // The message comes back whole when it cannot be queued: boxing it would cost an
+    // allocation per message on the hot path.
+    #[allow(clippy::result_large_err)]
     fn reroute(&self, sms: OutboundSms, from: usize) -> Result<(), OutboundSms> {
         self.place_avoiding(sms, from, vec![from])
     }
@@ -99,6 +121,9 @@ impl RouterInner {
     /// Queues `sms` on the best route that can send now, skipping the carriers in `avoid` and
     /// any whose queue turns out full; counts the move away from `from`. Gives `sms` back when
     /// no route can take it.
+    // The message comes back whole when it cannot be queued: boxing it would cost an
+    // allocation per message on the hot path.
+    #[allow(clippy::result_large_err)]
     fn place_avoiding(
         &self,
         mut sms: OutboundSms,

@@ -2,7 +2,9 @@
 
 use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, SubmitSm};
 use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
-use rusmpp::types::{AnyOctetString, COctetString, OctetString};
+use std::time::{Duration, Instant};
+
+use rusmpp::types::{AnyOctetString, COctetString, EmptyOrFullCOctetString, OctetString};
 use rusmpp::values::{
     DataCoding, EsmClass, InterfaceVersion, MessagePayload, Npi, RegisteredDelivery, ServiceType,
     Ton,
@@ -92,15 +94,38 @@ pub fn bind(config: &CarrierConfig, kind: BindKind) -> Result<Pdu, PduError> {
     })
 }
 
+/// SMPP's relative time (`YYMMDDhhmmss000R`, section 7.1.1) for `left`, rounded down to the
+/// second and capped at 99 days: the carrier drops the message once the code is useless.
+pub fn relative_validity(left: Duration) -> String {
+    let total = left.as_secs().min(99 * 86_400 + 86_399);
+    let (days, rest) = (total / 86_400, total % 86_400);
+    format!(
+        "0000{days:02}{:02}{:02}{:02}000R",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 /// One submit_sm per part of `sms`: international destination (TON 1, NPI 1, digits without
 /// '+'); the text in GSM 03.38 when it fits (data_coding 0), else Latin-1 where the carrier allows
 /// it (3), else UCS-2 (8); a long text split as the carrier's `concatenation` says, under
-/// `reference`.
+/// `reference`; the time left until its deadline (from `now`) as its validity_period.
 pub fn submit_parts(
     config: &CarrierConfig,
     sms: &OutboundSms,
     reference: u16,
+    now: Instant,
 ) -> Result<Vec<SubmitSm>, PduError> {
+    let validity: EmptyOrFullCOctetString<17> =
+        relative_validity(sms.deadline.saturating_duration_since(now))
+            .parse()
+            .map_err(
+                |err: rusmpp::types::EmptyOrFullCOctetStringError| PduError::Field {
+                    field: "validity_period",
+                    message: err.to_string(),
+                },
+            )?;
     let coding = segment::choose(&sms.text, config.allow_latin1);
     let parts =
         segment::split(&sms.text, coding, config.concatenation, reference).map_err(|err| {
@@ -136,6 +161,7 @@ pub fn submit_parts(
                 // rusmpp's EsmClass::default() is 0x08; our messages are default-mode.
                 .esm_class(EsmClass::from(esm_class))
                 .protocol_id(0)
+                .validity_period(validity.clone())
                 .registered_delivery(RegisteredDelivery::from(config.registered_delivery))
                 .data_coding(DataCoding::from(coding.data_coding()));
             if config.concatenation == Concatenation::Payload {
@@ -168,5 +194,28 @@ fn sender(from: &str) -> (u8, String) {
         Some(digits) => (1, digits.to_owned()),
         None if from.bytes().all(|b| b.is_ascii_digit()) => (3, from.to_owned()),
         None => (5, from.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_is_written_as_smpp_relative_time() {
+        assert_eq!(
+            relative_validity(Duration::from_secs(299)),
+            "000000000459000R"
+        );
+        assert_eq!(
+            relative_validity(Duration::from_secs(3 * 86_400 + 3_661)),
+            "000003010101000R"
+        );
+        assert_eq!(relative_validity(Duration::ZERO), "000000000000000R");
+        assert_eq!(
+            relative_validity(Duration::from_secs(u64::MAX)),
+            "000099235959000R",
+            "capped at what the format holds"
+        );
     }
 }

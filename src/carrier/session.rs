@@ -1,38 +1,32 @@
-//! One SMPP session (a transceiver, transmitter or receiver bind): one task owns the socket,
-//! binds, writes submit_sm within a window, matches responses by sequence_number, keeps the link
-//! alive, reconnects, and unbinds on drain. What it cannot finish it hands back to its carrier,
-//! where another session, or another carrier, takes it.
+//! One SMPP session (a transceiver, transmitter or receiver bind): binds, writes submit_sm
+//! within a window, matches responses by sequence_number, keeps the link alive, reconnects, and
+//! unbinds on drain. The link (see `link.rs`) writes on a task of its own, so the timers here
+//! run whatever the SMSC does: a stalled write, a response that never comes, an enquire_link
+//! unanswered, each ends the link, and what it held is handed back to the carrier, in order,
+//! where another session (or this one, rebound) takes it. Resends are capped per part.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use rusmpp::pdus::DeliverSmResp;
+use futures_util::StreamExt;
+use rusmpp::pdus::{DataSmResp, DeliverSmResp};
+use rusmpp::tlvs::Tlv;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use smpp_wire::Frame;
+use smpp_wire::receipt::{self, IdFormat, Parsed};
 use smpp_wire::status::status_name;
 use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
-use super::link::{self, Link};
+use super::link::{self, Link, LinkError};
 use super::pdu::{self, BindKind};
+use super::shared::insert_in_order;
 use super::{CarrierShared, CarrierStop, OutboundPart, OutboundSms, RouterInner};
-use crate::config::CarrierConfig;
-use crate::delivery::{Assignment, DeliveryState, DeliveryTracker};
+use crate::config::{CarrierConfig, ReceiptIdFormat};
+use crate::delivery::{Assignment, DeliveryState, DeliveryTracker, ReceiptMatch};
 use crate::metrics as m;
-use smpp_wire::receipt;
-
-/// What became of a part offered to the link.
-enum Fed {
-    Written,
-    /// Expired before it could go; counted and ended.
-    Dropped,
-    /// Over the carrier's rate: wait until then.
-    Paused(Instant),
-    LinkFailed(String),
-}
 
 /// Why a bound session ended.
 enum SessionEnd {
@@ -41,12 +35,23 @@ enum SessionEnd {
     /// Told to stop before the queue drained.
     Aborted,
     /// The link failed; reconnect.
-    Lost(String),
+    Lost(LinkError),
 }
 
 struct InFlight {
     part: OutboundPart,
     written_at: Instant,
+}
+
+/// A part this link gave up waiting for (and handed back): a late submit_sm_resp still tells
+/// the SMSC's id for it, and stops its resend if that is not written yet.
+struct GivenUp {
+    sms: Arc<OutboundSms>,
+    index: usize,
+    accepted: Arc<std::sync::atomic::AtomicBool>,
+    at: Instant,
+    /// Handed back for a resend (not ended as expired or exhausted).
+    resend: bool,
 }
 
 /// Allocates sequence_numbers: 1..=0x7FFF_FFFF, wrapping, as SMPP 3.4 section 3.2 allows.
@@ -57,6 +62,18 @@ impl Sequence {
         self.0 = if self.0 >= 0x7FFF_FFFF { 1 } else { self.0 + 1 };
         self.0
     }
+}
+
+/// What one bound link is doing: its window, what it gave up on, its timers.
+struct LinkState {
+    sequence: Sequence,
+    in_flight: HashMap<u32, InFlight>,
+    given_up: HashMap<u32, GivenUp>,
+    enquire_outstanding: Option<(u32, Instant)>,
+    last_read: Instant,
+    paused_until: Option<Instant>,
+    /// Response timeouts since the last submit_sm_resp on this link.
+    timeouts: u32,
 }
 
 /// Statuses that mean "later", not "never": the same part is retried (after a pause) until its
@@ -80,14 +97,26 @@ fn is_throttle(status: CommandStatus) -> bool {
     )
 }
 
+fn is_response(id: CommandId) -> bool {
+    u32::from(id) & 0x8000_0000 != 0
+}
+
+fn id_format(format: ReceiptIdFormat) -> IdFormat {
+    match format {
+        ReceiptIdFormat::Exact => IdFormat::Exact,
+        ReceiptIdFormat::HexSubmitDecimalReceipt => IdFormat::HexSubmitDecimalReceipt,
+        ReceiptIdFormat::DecimalSubmitHexReceipt => IdFormat::DecimalSubmitHexReceipt,
+    }
+}
+
 pub(super) struct Session {
     shared: Arc<CarrierShared>,
     kind: BindKind,
     /// `carrier#n/kind`, for logs.
     label: String,
     router: Weak<RouterInner>,
-    /// This session's own parts, in order: split from a message it took, or refused as
-    /// throttled (resent here after a pause). Handed back to the carrier when the link drops.
+    /// This session's own parts, in the carrier's order: split from a message it took, or
+    /// refused as throttled (resent here after a pause). Handed back when the link drops.
     retry: VecDeque<OutboundPart>,
     /// Counted in the carrier's `holding` (parts in flight or in `retry`).
     holding: bool,
@@ -159,10 +188,8 @@ impl Session {
         }
     }
 
-    /// Counts parts written again after an unanswered write: possible duplicates.
-    fn resubmitted(&self, reason: &'static str, count: usize) {
-        metrics::counter!(m::SMS_RESUBMITTED_TOTAL, m::LABEL_CARRIER => self.config().name.clone(), m::LABEL_REASON => reason)
-            .increment(count as u64);
+    fn count(&self, name: &'static str) {
+        metrics::counter!(name, m::LABEL_CARRIER => self.config().name.clone()).increment(1);
     }
 
     /// Runs until drained or aborted: connect, bind, serve, and on failure back off and retry.
@@ -194,6 +221,8 @@ impl Session {
                         }
                         SessionEnd::Aborted => break,
                         SessionEnd::Lost(reason) => {
+                            metrics::counter!(m::SMPP_LINK_LOST_TOTAL, m::LABEL_CARRIER => self.config().name.clone(), m::LABEL_REASON => reason.reason())
+                                .increment(1);
                             warn!(session = %self.label, %reason, "SMPP session lost; its unanswered parts were handed back")
                         }
                     }
@@ -219,7 +248,7 @@ impl Session {
         if self.kind.submits() {
             self.shared.running_senders.fetch_sub(1, Ordering::AcqRel);
             let left = self.retry.len();
-            self.shared.hand_back_first(self.retry.drain(..).collect());
+            self.shared.hand_back(self.retry.drain(..).collect());
             if self.stop.abort.is_cancelled() && (left > 0 || !self.shared.nothing_left()) {
                 warn!(session = %self.label, "session stopped with messages unsent");
             }
@@ -260,14 +289,24 @@ impl Session {
     }
 
     /// While this carrier cannot send (no submitting session bound, or its breaker open), moves
-    /// what waits for it to other routes. Also refreshes the carrier's gauges, which time alone
-    /// can change (a breaker's open period ends): this runs every second in every session.
+    /// what waits for it to other routes; ends what waits past its deadline. Also refreshes the
+    /// carrier's gauges, which time alone can change (a breaker's open period ends): this runs
+    /// every second in every session.
     fn rescue(&mut self) {
         let now = Instant::now();
         self.shared.refresh_gauges(now);
         if self.kind.submits() && !self.shared.available(now) {
             self.move_elsewhere();
         }
+        for sms in self.shared.take_expired(now) {
+            self.expired(&sms);
+        }
+    }
+
+    fn expired(&self, sms: &OutboundSms) {
+        self.record("expired");
+        self.deliveries.ended(&sms.id, DeliveryState::Expired, None);
+        debug!(session = %self.label, to = %sms.to.masked(), "code expired before it could be sent");
     }
 
     /// Moves whole messages waiting for this carrier to another route that can send now; what
@@ -325,33 +364,68 @@ impl Session {
         }
     }
 
-    /// Takes the next part to write without waiting: this session's own first, then parts
-    /// handed back to the carrier, then its queue, split into parts. While the carrier's breaker
-    /// is open, whatever another route can take moves there first; the rest is still sent here.
-    fn next_ready(&mut self) -> Option<OutboundPart> {
+    /// Takes the next part to write on link `link` without waiting, in the carrier's order:
+    /// this session's own or one handed back (whichever comes first), then its queue, split
+    /// into parts. Parts no longer worth writing end here: expired, superseded by a newer code,
+    /// or accepted already through a late answer. While the carrier's breaker is open, whatever
+    /// another route can take moves there first; the rest is still sent here.
+    fn next_ready(&mut self, link: u64, now: Instant) -> Option<OutboundPart> {
         if !self.kind.submits() {
             return None;
         }
         loop {
-            if let Some(part) = self.retry.pop_front() {
+            let own = self.retry.front().map(|part| part.ordinal);
+            let part = match self.shared.take_part(link, own) {
+                Some(part) => part,
+                None => match self.retry.pop_front() {
+                    Some(part) => part,
+                    None => {
+                        if !self.shared.accepting(now) {
+                            self.move_elsewhere();
+                        }
+                        if let Some(part) = self.shared.take_part(link, None) {
+                            part
+                        } else {
+                            let sms = self.shared.try_take_message()?;
+                            self.expand(sms, now);
+                            continue;
+                        }
+                    }
+                },
+            };
+            if self.worth_writing(&part, now) {
                 return Some(part);
             }
-            if !self.shared.accepting(Instant::now()) {
-                self.move_elsewhere();
-            }
-            if let Some(part) = self.shared.take_part() {
-                return Some(part);
-            }
-            let sms = self.shared.try_take_message()?;
-            self.expand(sms);
         }
+    }
+
+    /// Whether `part` should still go out; if not, its message is ended (or, for a part a late
+    /// answer accepted, simply not written again).
+    fn worth_writing(&self, part: &OutboundPart, now: Instant) -> bool {
+        if part.accepted.load(Ordering::Acquire) {
+            self.count(m::SMS_RESENDS_CANCELLED_TOTAL);
+            return false;
+        }
+        if now >= part.sms.deadline {
+            self.expired(&part.sms);
+            return false;
+        }
+        if part.sms.superseded.as_ref().is_some_and(|check| check()) {
+            self.record("superseded");
+            self.count(m::SMS_SUPERSEDED_TOTAL);
+            self.deliveries
+                .ended(&part.sms.id, DeliveryState::Superseded, None);
+            debug!(session = %self.label, to = %part.sms.to.masked(), "a newer code replaced this one; not sent");
+            return false;
+        }
+        true
     }
 
     /// Splits a message into its parts, at the back of this session's own list; one that
     /// cannot be encoded ends here.
-    fn expand(&mut self, sms: OutboundSms) {
+    fn expand(&mut self, sms: OutboundSms, now: Instant) {
         let reference = self.shared.next_reference();
-        match pdu::submit_parts(self.config(), &sms, reference) {
+        match pdu::submit_parts(self.config(), &sms, reference, now) {
             Ok(bodies) => {
                 let of = bodies.len();
                 self.deliveries.assigned(
@@ -364,12 +438,19 @@ impl Session {
                     },
                 );
                 let sms = Arc::new(sms);
-                self.retry
-                    .extend(bodies.into_iter().map(|body| OutboundPart {
+                for (index, body) in bodies.into_iter().enumerate() {
+                    let part = OutboundPart {
                         sms: sms.clone(),
                         body,
                         of,
-                    }));
+                        index,
+                        ordinal: self.shared.next_ordinal(),
+                        writes: 0,
+                        not_on: None,
+                        accepted: Arc::default(),
+                    };
+                    self.retry.push_back(part);
+                }
             }
             Err(err) => {
                 self.record("invalid");
@@ -380,55 +461,83 @@ impl Session {
         }
     }
 
-    /// Feeds one part into the link buffer (no flush).
-    async fn feed_submit(
+    /// Hands one part to the writer. Over the carrier's rate it waits in its place instead:
+    /// returns when it may go.
+    fn write_submit(
         &mut self,
-        link: &mut Link,
-        sequence: &mut Sequence,
-        in_flight: &mut HashMap<u32, InFlight>,
-        part: OutboundPart,
-    ) -> Fed {
-        let now = Instant::now();
-        if now >= part.sms.deadline {
-            self.record("expired");
-            self.deliveries
-                .ended(&part.sms.id, DeliveryState::Expired, None);
-            debug!(session = %self.label, to = %part.sms.to.masked(), "code expired before it could be sent");
-            return Fed::Dropped;
-        }
+        link: &Link,
+        state: &mut LinkState,
+        mut part: OutboundPart,
+        now: Instant,
+    ) -> Result<Option<Instant>, LinkError> {
         if let Some(pacer) = &self.shared.pacer
             && let Err(not_until) = pacer.check()
         {
-            // Over the carrier's rate: this part waits, in its place, for the next slot.
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));
-            self.retry.push_front(part);
-            return Fed::Paused(now + wait);
+            insert_in_order(&mut self.retry, part);
+            return Ok(Some(now + wait));
         }
-        let seq = sequence.next();
+        let seq = state.sequence.next();
         let command = Command::new(CommandStatus::EsmeRok, seq, part.body.clone());
-        if let Err(err) = link.feed(&command).await {
-            self.retry.push_front(part);
-            return Fed::LinkFailed(err.to_string());
+        if let Err(err) = link.writer.send(command) {
+            insert_in_order(&mut self.retry, part);
+            return Err(err);
         }
-        in_flight.insert(
+        part.writes += 1;
+        state.in_flight.insert(
             seq,
             InFlight {
                 part,
                 written_at: now,
             },
         );
-        Fed::Written
+        Ok(None)
+    }
+
+    /// A part written and not answered (no response in time, or the link went): handed back
+    /// for a fresh link, unless its message expired or it has been written as often as allowed.
+    /// Each resend is a possible duplicate on the handset (at-least-once).
+    fn unanswered(
+        &self,
+        mut part: OutboundPart,
+        link: u64,
+        reason: &'static str,
+        now: Instant,
+    ) -> bool {
+        if now >= part.sms.deadline {
+            self.expired(&part.sms);
+            return false;
+        }
+        if part.writes > self.config().max_resends {
+            self.count(m::SMS_RESENDS_EXHAUSTED_TOTAL);
+            warn!(session = %self.label, to = %part.sms.to.masked(), writes = part.writes, "no submit_sm_resp for any write; given up");
+            self.deliveries.ended(
+                &part.sms.id,
+                DeliveryState::Unanswered,
+                Some(format!("no submit_sm_resp after {} writes", part.writes)),
+            );
+            return false;
+        }
+        metrics::counter!(m::SMS_RESUBMITTED_TOTAL, m::LABEL_CARRIER => self.config().name.clone(), m::LABEL_REASON => reason)
+            .increment(1);
+        part.not_on = Some(link);
+        self.shared.hand_back(vec![part]);
+        true
     }
 
     /// Serves a bound link until it ends.
     async fn serve(&mut self, mut link: Link) -> SessionEnd {
-        let mut sequence = Sequence(1);
-        let mut in_flight: HashMap<u32, InFlight> = HashMap::new();
-        let mut enquire_outstanding: Option<(u32, Instant)> = None;
-        let mut last_read = Instant::now();
-        let mut paused_until: Option<Instant> = None;
+        let mut state = LinkState {
+            sequence: Sequence(1),
+            in_flight: HashMap::new(),
+            given_up: HashMap::new(),
+            enquire_outstanding: None,
+            last_read: Instant::now(),
+            paused_until: None,
+            timeouts: 0,
+        };
         let tick_every = (self
             .config()
             .enquire_link_interval
@@ -444,88 +553,67 @@ impl Session {
             if self.stop.drain.is_cancelled() {
                 shared.close_queue();
             }
-            // Fill the window from what is ready, then flush once: one syscall for a batch.
-            let writable = paused_until.is_none_or(|until| Instant::now() >= until);
+            // Fill the window from what is ready; the writer sends it as one batch.
+            let now = Instant::now();
+            let writable = state.paused_until.is_none_or(|until| now >= until);
             if writable {
-                paused_until = None;
-                let mut fed = false;
+                state.paused_until = None;
                 let mut failure = None;
-                while in_flight.len() < window {
-                    let Some(part) = self.next_ready() else { break };
-                    match self
-                        .feed_submit(&mut link, &mut sequence, &mut in_flight, part)
-                        .await
-                    {
-                        Fed::Written => fed = true,
-                        Fed::Dropped => {}
-                        Fed::Paused(until) => {
-                            paused_until = Some(until);
+                while state.in_flight.len() < window {
+                    let Some(part) = self.next_ready(link.id, now) else {
+                        break;
+                    };
+                    match self.write_submit(&link, &mut state, part, now) {
+                        Ok(None) => {}
+                        Ok(Some(until)) => {
+                            state.paused_until = Some(until);
                             break;
                         }
-                        Fed::LinkFailed(err) => {
+                        Err(err) => {
                             failure = Some(err);
                             break;
                         }
                     }
                 }
                 if let Some(err) = failure {
-                    break SessionEnd::Lost(format!("write failed: {err}"));
-                }
-                if fed && let Err(err) = link.flush().await {
-                    break SessionEnd::Lost(format!("write failed: {err}"));
+                    break SessionEnd::Lost(err);
                 }
             }
-            self.set_holding(!in_flight.is_empty() || !self.retry.is_empty());
-            if self.stop.drain.is_cancelled() && in_flight.is_empty() && self.drained() {
-                self.unbind(&mut link, &mut sequence).await;
+            self.set_holding(!state.in_flight.is_empty() || !self.retry.is_empty());
+            if self.stop.drain.is_cancelled() && state.in_flight.is_empty() && self.drained() {
+                self.unbind(&mut link, &mut state.sequence).await;
                 break SessionEnd::Drained;
             }
 
-            let can_take = self.kind.submits() && writable && in_flight.len() < window;
+            let writable = state.paused_until.is_none();
+            let can_take = self.kind.submits() && writable && state.in_flight.len() < window;
             let can_take_queue = can_take && shared.accepting(Instant::now());
             tokio::select! {
-                frame = link.next() => {
-                    last_read = Instant::now();
-                    match frame {
-                        None => break SessionEnd::Lost("connection closed by the SMSC".into()),
-                        Some(Err(err)) => break SessionEnd::Lost(format!("read failed: {err}")),
-                        Some(Ok(Frame::Malformed { command_id, sequence_number, nack_status, error })) => {
-                            warn!(session = %self.label, ?command_id, %error, "malformed PDU from the SMSC answered with generic_nack");
-                            let nack = Command::new(nack_status, sequence_number, Pdu::GenericNack);
-                            if let Err(err) = link.send(&nack).await {
-                                break SessionEnd::Lost(format!("write failed: {err}"));
-                            }
-                        }
-                        Some(Ok(Frame::Command(command))) => {
-                            match self.on_command(command, &mut link, &mut in_flight, &mut enquire_outstanding, &mut paused_until).await {
-                                Ok(()) => {}
-                                Err(reason) => break SessionEnd::Lost(reason),
-                            }
-                        }
+                frame = link.reader.next() => {
+                    state.last_read = Instant::now();
+                    let result = match frame {
+                        None => Err(LinkError::Closed),
+                        Some(Err(err)) => Err(LinkError::Read(err.to_string())),
+                        Some(Ok(Frame::Command(command))) => self.on_command(command, &link, &mut state),
+                        Some(Ok(malformed)) => self.on_malformed(&link, &mut state, malformed),
+                    };
+                    if let Err(err) = result {
+                        break SessionEnd::Lost(err);
                     }
                 }
-                // The loop head writes its parts, fills the window and flushes.
-                batch = shared.recv_batch(window.saturating_sub(in_flight.len())), if can_take_queue => {
+                err = link.writer.failed() => break SessionEnd::Lost(err),
+                // The loop head writes its parts and fills the window.
+                batch = shared.recv_batch(window.saturating_sub(state.in_flight.len())), if can_take_queue => {
+                    let now = Instant::now();
                     for sms in batch {
-                        self.expand(sms);
+                        self.expand(sms, now);
                     }
                 }
                 // Work handed back by another session of this carrier.
                 _ = shared.lanes_ready.notified(), if can_take => {}
                 _ = ticker.tick() => {
-                    let now = Instant::now();
-                    self.expire_responses(&mut in_flight, now);
-                    self.rescue();
-                    if let Some((_, sent)) = enquire_outstanding {
-                        if now.duration_since(sent) >= self.config().enquire_link_timeout {
-                            break SessionEnd::Lost("enquire_link unanswered".into());
-                        }
-                    } else if now.duration_since(last_read) >= self.config().enquire_link_interval {
-                        let seq = sequence.next();
-                        if let Err(err) = link.send(&Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await {
-                            break SessionEnd::Lost(format!("write failed: {err}"));
-                        }
-                        enquire_outstanding = Some((seq, now));
+                    if let Err(err) = self.on_tick(&link, &mut state) {
+                        break SessionEnd::Lost(err);
                     }
                 }
                 // Wakes the loop head once, to close the queue and check whether all is sent.
@@ -533,50 +621,108 @@ impl Session {
                 _ = self.stop.abort.cancelled() => break SessionEnd::Aborted,
             }
         };
-        // Whatever was written and not answered goes first, to any session of this carrier,
-        // then this session's own parts. Each resend is a possible duplicate (at-least-once).
-        let mut unanswered: Vec<(u32, InFlight)> = in_flight.drain().collect();
-        unanswered.sort_by_key(|(seq, _)| *seq);
-        if !unanswered.is_empty() {
-            self.resubmitted("link_lost", unanswered.len());
+        // Whatever was written and not answered goes back, in order, for a fresh link; then
+        // this session's own parts.
+        let now = Instant::now();
+        let mut unanswered: Vec<InFlight> = state.in_flight.into_values().collect();
+        unanswered.sort_by_key(|flight| flight.part.ordinal);
+        for flight in unanswered {
+            self.unanswered(flight.part, link.id, "link_lost", now);
         }
-        let mut handed: Vec<OutboundPart> = unanswered.into_iter().map(|(_, f)| f.part).collect();
-        handed.extend(self.retry.drain(..));
-        shared.hand_back_first(handed);
+        shared.hand_back(self.retry.drain(..).collect());
         self.set_holding(false);
         end
     }
 
+    /// The session's clock: response timeouts, enquire_link, the carrier's rescue.
+    fn on_tick(&mut self, link: &Link, state: &mut LinkState) -> Result<(), LinkError> {
+        let now = Instant::now();
+        self.expire_responses(link, state, now)?;
+        self.awaiting_fresh_link(state, now)?;
+        self.rescue();
+        if let Some((_, sent)) = state.enquire_outstanding {
+            if now.duration_since(sent) >= self.config().enquire_link_timeout {
+                return Err(LinkError::EnquireLinkUnanswered);
+            }
+        } else if now.duration_since(state.last_read) >= self.config().enquire_link_interval {
+            let seq = state.sequence.next();
+            link.writer
+                .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink))?;
+            state.enquire_outstanding = Some((seq, now));
+        }
+        Ok(())
+    }
+
+    /// A PDU whose body did not decode. A response is never answered (a nack of a response
+    /// would make the SMSC answer again, for ever): its header's status and sequence number
+    /// still settle the request. A deliver_sm or data_sm gets its own response with an error
+    /// status, so the SMSC does not redeliver it in a loop; anything else a generic_nack.
+    fn on_malformed(
+        &mut self,
+        link: &Link,
+        state: &mut LinkState,
+        frame: Frame,
+    ) -> Result<(), LinkError> {
+        let Frame::Malformed {
+            command_id,
+            command_status,
+            sequence_number: seq,
+            message_id,
+            nack_status,
+            error,
+        } = frame
+        else {
+            return Ok(());
+        };
+        metrics::counter!(m::SMPP_LENIENT_TOTAL, m::LABEL_CARRIER => self.config().name.clone(), m::LABEL_WHAT => format!("{command_id:?}"))
+            .increment(1);
+        if is_response(command_id) {
+            warn!(session = %self.label, ?command_id, %error, "response body does not decode; its header decides");
+            if matches!(command_id, CommandId::SubmitSmResp | CommandId::GenericNack) {
+                let id = message_id.unwrap_or_default();
+                self.on_submit_response(state, seq, command_status, &id);
+            } else if command_id == CommandId::EnquireLinkResp {
+                Self::on_enquire_link_resp(state, seq);
+            }
+            return Ok(());
+        }
+        warn!(session = %self.label, ?command_id, %error, "malformed PDU from the SMSC refused");
+        let reply = match command_id {
+            CommandId::DeliverSm => Command::new(nack_status, seq, DeliverSmResp::default()),
+            CommandId::DataSm => Command::new(nack_status, seq, DataSmResp::default()),
+            _ => Command::new(nack_status, seq, Pdu::GenericNack),
+        };
+        link.writer.send(reply)
+    }
+
+    fn on_enquire_link_resp(state: &mut LinkState, seq: u32) {
+        if state
+            .enquire_outstanding
+            .is_some_and(|(expected, _)| expected == seq)
+        {
+            state.enquire_outstanding = None;
+        }
+    }
+
     /// Answers or matches one PDU from the SMSC. An error ends the session.
-    async fn on_command(
+    fn on_command(
         &mut self,
         command: Command,
-        link: &mut Link,
-        in_flight: &mut HashMap<u32, InFlight>,
-        enquire_outstanding: &mut Option<(u32, Instant)>,
-        paused_until: &mut Option<Instant>,
-    ) -> Result<(), String> {
+        link: &Link,
+        state: &mut LinkState,
+    ) -> Result<(), LinkError> {
         let seq = command.sequence_number();
         let reply = match command.id() {
             CommandId::SubmitSmResp | CommandId::GenericNack => {
-                match in_flight.remove(&seq) {
-                    Some(flight) => {
-                        let message_id = match command.pdu() {
-                            Some(Pdu::SubmitSmResp(body)) => body.message_id().as_str(),
-                            _ => "",
-                        };
-                        self.on_submit_result(flight, command.status(), message_id, paused_until)
-                    }
-                    None => {
-                        debug!(session = %self.label, seq, "response to no outstanding request")
-                    }
-                }
+                let message_id = match command.pdu() {
+                    Some(Pdu::SubmitSmResp(body)) => body.message_id().as_str(),
+                    _ => "",
+                };
+                self.on_submit_response(state, seq, command.status(), message_id);
                 None
             }
             CommandId::EnquireLinkResp => {
-                if enquire_outstanding.is_some_and(|(expected, _)| expected == seq) {
-                    *enquire_outstanding = None;
-                }
+                Self::on_enquire_link_resp(state, seq);
                 None
             }
             CommandId::EnquireLink => Some(Command::new(
@@ -587,7 +733,12 @@ impl Session {
             // Every deliver_sm is acknowledged; a receipt also updates its message's record.
             CommandId::DeliverSm => {
                 if let Some(Pdu::DeliverSm(body)) = command.pdu() {
-                    self.on_deliver_sm(body);
+                    self.on_delivery(
+                        u8::from(body.esm_class),
+                        u8::from(body.data_coding),
+                        body.short_message().as_ref(),
+                        body.tlvs(),
+                    );
                 }
                 Some(Command::new(
                     CommandStatus::EsmeRok,
@@ -595,16 +746,30 @@ impl Session {
                     DeliverSmResp::default(),
                 ))
             }
+            // data_sm from the SMSC carries receipts (or MO) in TLVs: answered and read alike.
+            CommandId::DataSm => {
+                if let Some(Pdu::DataSm(body)) = command.pdu() {
+                    self.on_delivery(
+                        u8::from(body.esm_class),
+                        u8::from(body.data_coding),
+                        &[],
+                        body.tlvs(),
+                    );
+                }
+                Some(Command::new(
+                    CommandStatus::EsmeRok,
+                    seq,
+                    DataSmResp::default(),
+                ))
+            }
+            // SMPP 3.4 section 4.12: alert_notification has no response.
+            CommandId::AlertNotification => None,
             CommandId::Unbind => {
                 let resp = Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp);
-                let _ = link.send(&resp).await;
-                return Err("the SMSC unbound".into());
+                let _ = link.writer.send(resp);
+                return Err(LinkError::Unbound);
             }
-            CommandId::UnbindResp
-            | CommandId::BindTransceiverResp
-            | CommandId::BindTransmitterResp
-            | CommandId::BindReceiverResp => None,
-            id if u32::from(id) & 0x8000_0000 != 0 => {
+            id if is_response(id) => {
                 debug!(session = %self.label, ?id, "unexpected response ignored");
                 None
             }
@@ -618,11 +783,33 @@ impl Session {
             }
         };
         if let Some(reply) = reply {
-            link.send(&reply)
-                .await
-                .map_err(|err| format!("write failed: {err}"))?;
+            link.writer.send(reply)?;
         }
         Ok(())
+    }
+
+    /// A submit_sm_resp (or generic_nack) for sequence number `seq`: for a part in flight, or
+    /// one this link gave up on (a late answer: its id is recorded, its resend stopped).
+    fn on_submit_response(
+        &mut self,
+        state: &mut LinkState,
+        seq: u32,
+        status: CommandStatus,
+        message_id: &str,
+    ) {
+        if let Some(flight) = state.in_flight.remove(&seq) {
+            state.timeouts = 0;
+            self.on_submit_result(flight, status, message_id, &mut state.paused_until);
+        } else if let Some(late) = state.given_up.remove(&seq) {
+            if status == CommandStatus::EsmeRok {
+                let first = !late.accepted.swap(true, Ordering::AcqRel);
+                debug!(session = %self.label, first, "late submit_sm_resp: the part was accepted");
+                self.deliveries
+                    .submitted(&late.sms.id, late.index, message_id);
+            }
+        } else {
+            debug!(session = %self.label, seq, "response to no outstanding request");
+        }
     }
 
     fn on_submit_result(
@@ -637,10 +824,13 @@ impl Session {
             .metrics
             .submit_duration
             .record(elapsed.as_secs_f64());
+        let part = flight.part;
         if status == CommandStatus::EsmeRok {
             self.record("ok");
             self.shared.success();
-            self.deliveries.submitted(&flight.part.sms.id, message_id);
+            part.accepted.store(true, Ordering::Release);
+            self.deliveries
+                .submitted(&part.sms.id, part.index, message_id);
             return;
         }
         let name = status_name(status);
@@ -648,87 +838,161 @@ impl Session {
             let now = Instant::now();
             *paused_until = Some(now + self.config().throttle_pause);
             if is_throttle(status) {
-                // Resend the same part here after the pause; it keeps its place before newer ones.
+                // Resent here after the pause, in its place among the others.
                 debug!(session = %self.label, status = %name, "throttled; the part will be resent after a pause");
-                self.retry.push_front(flight.part);
+                insert_in_order(&mut self.retry, part);
             } else {
                 // A failure of the carrier: any session may retry it, or another carrier once
                 // this one's breaker opens.
                 debug!(session = %self.label, status = %name, "temporary refusal; the part will be retried");
                 self.shared.failure(now, &name);
-                self.shared.hand_back_first(vec![flight.part]);
+                self.shared.hand_back(vec![part]);
             }
         } else {
-            warn!(session = %self.label, to = %flight.part.sms.to.masked(), status = %name, "submit_sm refused");
-            self.deliveries.ended(
-                &flight.part.sms.id,
-                DeliveryState::Failed,
-                Some(name.clone()),
-            );
+            warn!(session = %self.label, to = %part.sms.to.masked(), status = %name, "submit_sm refused");
+            self.deliveries
+                .ended(&part.sms.id, DeliveryState::Failed, Some(name.clone()));
         }
         self.record(&name);
     }
 
-    fn on_deliver_sm(&self, body: &rusmpp::pdus::DeliverSm) {
-        let Some(receipt) = receipt::parse(
-            u8::from(body.esm_class),
-            body.short_message().as_ref(),
-            body.tlvs(),
-        ) else {
-            debug!(session = %self.label, "deliver_sm that is not a receipt acknowledged");
-            return;
+    /// A deliver_sm or data_sm: a receipt updates its message; anything else is an MO.
+    fn on_delivery(&self, esm_class: u8, data_coding: u8, text: &[u8], tlvs: &[Tlv]) {
+        let receipt = match receipt::parse_deliver(esm_class, data_coding, text, tlvs) {
+            Parsed::Receipt(receipt) => receipt,
+            Parsed::NotReceipt => {
+                debug!(session = %self.label, "deliver_sm that is not a receipt acknowledged");
+                return;
+            }
+            Parsed::Unparseable => {
+                self.count(m::SMS_RECEIPTS_UNPARSEABLE_TOTAL);
+                warn!(session = %self.label, "a receipt whose id or state cannot be read");
+                return;
+            }
         };
-        let matched = self
-            .deliveries
-            .receipt(&self.shared.receipt_scope, &receipt);
-        if let Some(latency) = matched {
-            self.shared
-                .metrics
-                .receipt_latency
-                .record(latency.as_secs_f64());
-        } else {
-            debug!(session = %self.label, id = %receipt.message_id, "receipt for no known message");
-        }
+        let format = id_format(self.config().receipt_id_format);
+        let matched = match receipt::receipt_id_in_submit_form(&receipt.message_id, format) {
+            Some(id) => {
+                let receipt = smpp_wire::receipt::Receipt {
+                    message_id: id,
+                    ..receipt.clone()
+                };
+                self.deliveries
+                    .receipt(&self.shared.receipt_scope, &receipt)
+            }
+            None => ReceiptMatch::Unmatched,
+        };
+        let result = match matched {
+            ReceiptMatch::Matched { latency } => {
+                if let Some(latency) = latency {
+                    self.shared
+                        .metrics
+                        .receipt_latency
+                        .record(latency.as_secs_f64());
+                }
+                "matched"
+            }
+            ReceiptMatch::Held => "held",
+            ReceiptMatch::Unmatched => {
+                debug!(session = %self.label, "receipt for no known message");
+                "unmatched"
+            }
+        };
         metrics::counter!(
             m::SMS_RECEIPTS_TOTAL,
             m::LABEL_CARRIER => self.config().name.clone(),
             m::LABEL_STATE => receipt.state.as_str(),
-            m::LABEL_RESULT => if matched.is_some() { "matched" } else { "unmatched" }
+            m::LABEL_RESULT => result
         )
         .increment(1);
     }
 
-    fn expire_responses(&mut self, in_flight: &mut HashMap<u32, InFlight>, now: Instant) {
+    /// Gives up on parts unanswered past the response timeout: each goes back for another
+    /// link (a late answer here still counts); after `response_timeouts_before_reconnect` in a
+    /// row the link itself is declared dead.
+    fn expire_responses(
+        &mut self,
+        link: &Link,
+        state: &mut LinkState,
+        now: Instant,
+    ) -> Result<(), LinkError> {
         let timeout = self.config().response_timeout;
-        let expired: Vec<u32> = in_flight
+        let mut expired: Vec<u32> = state
+            .in_flight
             .iter()
             .filter(|(_, flight)| now.duration_since(flight.written_at) >= timeout)
             .map(|(seq, _)| *seq)
             .collect();
-        for seq in expired {
-            if let Some(flight) = in_flight.remove(&seq) {
-                self.record("timeout");
-                self.resubmitted("response_timeout", 1);
-                self.shared.failure(now, "no submit_sm_resp in time");
-                // No answer is not a refusal: try again while the code is still valid.
-                if now < flight.part.sms.deadline {
-                    self.shared.hand_back_last(flight.part);
-                }
-            }
+        if expired.is_empty() {
+            return Ok(());
         }
+        expired.sort_by_key(|seq| state.in_flight.get(seq).map(|f| f.part.ordinal));
+        for seq in expired {
+            let Some(flight) = state.in_flight.remove(&seq) else {
+                continue;
+            };
+            self.record("timeout");
+            self.shared.failure(now, "no submit_sm_resp in time");
+            state.timeouts += 1;
+            let (sms, index, accepted) = (
+                flight.part.sms.clone(),
+                flight.part.index,
+                flight.part.accepted.clone(),
+            );
+            let resend = self.unanswered(flight.part, link.id, "response_timeout", now);
+            state.given_up.insert(
+                seq,
+                GivenUp {
+                    sms,
+                    index,
+                    accepted,
+                    at: now,
+                    resend,
+                },
+            );
+        }
+        if state.timeouts >= self.config().response_timeouts_before_reconnect {
+            return Err(LinkError::ResponseTimeouts(state.timeouts));
+        }
+        Ok(())
+    }
+
+    /// A part given up here waits for another link, or for a late answer here. When no other
+    /// session of the carrier can take it, this link is dropped once the part has waited
+    /// another response timeout, so that it goes on a fresh one (and never waits for ever).
+    /// Entries long past any late answer are forgotten.
+    fn awaiting_fresh_link(&self, state: &mut LinkState, now: Instant) -> Result<(), LinkError> {
+        if state.given_up.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.config().response_timeout;
+        state
+            .given_up
+            .retain(|_, late| now.duration_since(late.at) < timeout * 4);
+        let alone = self.shared.senders.load(Ordering::Acquire) <= 1;
+        let stranded = state.given_up.values().any(|late| {
+            late.resend
+                && !late.accepted.load(Ordering::Acquire)
+                && now.duration_since(late.at) >= timeout
+        });
+        if alone && stranded {
+            return Err(LinkError::ResponseTimeouts(state.timeouts.max(1)));
+        }
+        Ok(())
     }
 
     async fn unbind(&mut self, link: &mut Link, sequence: &mut Sequence) {
         let seq = sequence.next();
         if link
-            .send(&Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
-            .await
+            .writer
+            .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind))
             .is_err()
         {
             return;
         }
+        let reader = &mut link.reader;
         let wait = async {
-            while let Some(Ok(frame)) = link.next().await {
+            while let Some(Ok(frame)) = reader.next().await {
                 if let Frame::Command(command) = frame
                     && command.id() == CommandId::UnbindResp
                     && command.sequence_number() == seq

@@ -2,7 +2,7 @@
 //! pacer, its circuit breaker, its counts of bound and busy sessions, and its metric handles.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -22,6 +22,20 @@ use crate::metrics as m;
 pub(super) struct Lanes {
     pub(super) parts: VecDeque<OutboundPart>,
     pub(super) messages: VecDeque<OutboundSms>,
+    /// Keeps the queue slot of a message taken from the queue's head only to look at its
+    /// deadline (see `take_expired`), so the queue's bound still bounds: released once
+    /// `messages` is empty again.
+    head_slot: Option<mpsc::OwnedPermit<OutboundSms>>,
+}
+
+impl Lanes {
+    fn pop_message(&mut self) -> Option<OutboundSms> {
+        let sms = self.messages.pop_front();
+        if self.messages.is_empty() {
+            self.head_slot = None;
+        }
+        sms
+    }
 }
 
 /// Metric handles resolved once per carrier: the per-message path allocates no label strings.
@@ -78,6 +92,8 @@ pub(super) struct CarrierShared {
     pub(super) pacer: Option<governor::DefaultDirectRateLimiter>,
     /// Concatenation reference of the next multipart message (unique across sessions).
     pub(super) reference: AtomicU16,
+    /// The next part's place in the carrier's order (see `OutboundPart::ordinal`).
+    pub(super) ordinals: AtomicU64,
     /// Bound sessions that can submit.
     pub(super) senders: AtomicUsize,
     /// Submitting session tasks not yet finished: receivers stay for their receipts until 0.
@@ -126,6 +142,7 @@ impl CarrierShared {
             lanes: Mutex::new(Lanes::default()),
             lanes_ready: Notify::new(),
             reference: AtomicU16::new(0),
+            ordinals: AtomicU64::new(0),
             senders: AtomicUsize::new(0),
             running_senders: AtomicUsize::new(0),
             holding: AtomicUsize::new(0),
@@ -151,6 +168,9 @@ impl CarrierShared {
 
     /// Queues without waiting. The drain's close applies to new messages only (checked by
     /// `Carriers::try_enqueue`): one moving here from a carrier that cannot send still may.
+    // The message comes back whole when it cannot be queued: boxing it would cost an
+    // allocation per message on the hot path.
+    #[allow(clippy::result_large_err)]
     pub(super) fn try_enqueue(&self, sms: OutboundSms) -> Result<(), OutboundSms> {
         self.queue_tx
             .try_send(sms)
@@ -172,7 +192,7 @@ impl CarrierShared {
 
     /// The next whole message without waiting: one put back first, then the queue.
     pub(super) fn try_take_message(&self) -> Option<OutboundSms> {
-        if let Some(sms) = self.lanes().messages.pop_front() {
+        if let Some(sms) = self.lanes().pop_message() {
             return Some(sms);
         }
         let sms = self.queue_rx.try_lock().ok()?.try_recv().ok()?;
@@ -194,27 +214,77 @@ impl CarrierShared {
         batch
     }
 
-    pub(super) fn take_part(&self) -> Option<OutboundPart> {
-        self.lanes().parts.pop_front()
+    /// Takes the first part handed back that may go on link `link` (not one that went
+    /// unanswered there, unless accepted since), if it comes before `before` in the carrier's
+    /// order.
+    pub(super) fn take_part(&self, link: u64, before: Option<u64>) -> Option<OutboundPart> {
+        let mut lanes = self.lanes();
+        // A part a late answer accepted is taken anywhere, to be dropped by the taker.
+        let position = lanes
+            .parts
+            .iter()
+            .position(|part| part.not_on != Some(link) || part.accepted.load(Ordering::Acquire))?;
+        if before.is_some_and(|before| lanes.parts[position].ordinal > before) {
+            return None;
+        }
+        lanes.parts.remove(position)
     }
 
-    /// Hands `parts` back, in their order, ahead of everything else for any session to take.
-    pub(super) fn hand_back_first(&self, parts: Vec<OutboundPart>) {
+    /// Hands `parts` back for any session to take, each in its place in the carrier's order.
+    pub(super) fn hand_back(&self, parts: Vec<OutboundPart>) {
         if parts.is_empty() {
             return;
         }
         let mut lanes = self.lanes();
-        for part in parts.into_iter().rev() {
-            lanes.parts.push_front(part);
+        for part in parts {
+            insert_in_order(&mut lanes.parts, part);
         }
         drop(lanes);
         self.lanes_ready.notify_waiters();
     }
 
-    /// Hands one part back behind the others handed back.
-    pub(super) fn hand_back_last(&self, part: OutboundPart) {
-        self.lanes().parts.push_back(part);
-        self.lanes_ready.notify_waiters();
+    /// Takes out what waits here (handed back, or at the head of the queue) whose deadline
+    /// passed, for the caller to end as expired: a carrier that cannot send must not keep
+    /// messages `queued` for ever. The queue is looked at only while no session can submit
+    /// (otherwise sessions take its head soon enough).
+    pub(super) fn take_expired(&self, now: Instant) -> Vec<Arc<OutboundSms>> {
+        let mut expired = Vec::new();
+        let mut lanes = self.lanes();
+        lanes.parts.retain(|part| {
+            let keep = now < part.sms.deadline;
+            if !keep && !expired.iter().any(|sms| Arc::ptr_eq(sms, &part.sms)) {
+                expired.push(part.sms.clone());
+            }
+            keep
+        });
+        let mut kept = VecDeque::new();
+        for sms in lanes.messages.drain(..) {
+            if now < sms.deadline {
+                kept.push_back(sms);
+            } else {
+                expired.push(Arc::new(sms));
+            }
+        }
+        lanes.messages = kept;
+        if lanes.messages.is_empty() {
+            lanes.head_slot = None;
+            if self.senders.load(Ordering::Acquire) == 0
+                && let Ok(mut queue) = self.queue_rx.try_lock()
+            {
+                while let Ok(sms) = queue.try_recv() {
+                    self.metrics.queue_depth.decrement(1.0);
+                    if now < sms.deadline {
+                        // Its slot was freed by taking it; take the slot again (a send that
+                        // raced into it makes the queue one longer, once).
+                        lanes.head_slot = self.queue_tx.clone().try_reserve_owned().ok();
+                        lanes.messages.push_front(sms);
+                        break;
+                    }
+                    expired.push(Arc::new(sms));
+                }
+            }
+        }
+        expired
     }
 
     pub(super) fn has_handed_back(&self) -> bool {
@@ -304,9 +374,19 @@ impl CarrierShared {
         self.refresh_gauges(Instant::now());
     }
 
+    pub(super) fn next_ordinal(&self) -> u64 {
+        self.ordinals.fetch_add(1, Ordering::Relaxed)
+    }
+
     pub(super) fn next_reference(&self) -> u16 {
         self.reference
             .fetch_add(1, Ordering::Relaxed)
             .wrapping_add(1)
     }
+}
+
+/// Inserts `part` into `parts` (kept in the carrier's order) at its place.
+pub(super) fn insert_in_order(parts: &mut VecDeque<OutboundPart>, part: OutboundPart) {
+    let at = parts.partition_point(|other| other.ordinal < part.ordinal);
+    parts.insert(at, part);
 }

@@ -132,6 +132,10 @@ pub struct DeliveryConfig {
     pub sms_validity: Duration,
     /// A message without a final receipt this long after its submit ends as `unknown`.
     pub receipt_wait: Duration,
+    /// A receipt for an id not yet known (it overtook its submit_sm_resp) is held this long.
+    pub early_receipt_hold: Duration,
+    /// At most this many such receipts are held.
+    pub early_receipts_max: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +215,27 @@ pub struct CarrierConfig {
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
     pub max_pdu_length: usize,
+    /// A write or flush blocked this long means the SMSC stopped reading: the link is dead.
+    pub write_timeout: Duration,
+    /// Response timeouts on one link after which it is dropped and rebound.
+    pub response_timeouts_before_reconnect: u32,
+    /// Times a part may be written again after an unanswered write (each on a fresh link).
+    pub max_resends: u32,
+    /// How a receipt's message id relates to the id in submit_sm_resp.
+    pub receipt_id_format: ReceiptIdFormat,
+}
+
+/// How a carrier writes the message id in receipts compared with its submit_sm_resp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptIdFormat {
+    /// The same id (case and leading zeros aside): SMPP 3.4 section 5.2.11 says so.
+    #[default]
+    Exact,
+    /// submit_sm_resp in hex, receipts in decimal.
+    HexSubmitDecimalReceipt,
+    /// submit_sm_resp in decimal, receipts in hex.
+    DecimalSubmitHexReceipt,
 }
 
 // ---- the file model -------------------------------------------------------------------------
@@ -284,6 +309,10 @@ struct FileDelivery {
     sms_validity_seconds: u64,
     #[serde(default = "defaults::receipt_wait_seconds")]
     receipt_wait_seconds: u64,
+    #[serde(default = "defaults::early_receipt_hold_ms")]
+    early_receipt_hold_ms: u64,
+    #[serde(default = "defaults::early_receipts_max")]
+    early_receipts_max: usize,
 }
 
 impl Default for FileDelivery {
@@ -293,6 +322,8 @@ impl Default for FileDelivery {
             ttl_seconds: defaults::delivery_ttl_seconds(),
             sms_validity_seconds: defaults::sms_validity_seconds(),
             receipt_wait_seconds: defaults::receipt_wait_seconds(),
+            early_receipt_hold_ms: defaults::early_receipt_hold_ms(),
+            early_receipts_max: defaults::early_receipts_max(),
         }
     }
 }
@@ -456,6 +487,14 @@ struct FileCarrier {
     reconnect_max_ms: u64,
     #[serde(default = "defaults::max_pdu_length")]
     max_pdu_length: usize,
+    #[serde(default = "defaults::carrier_write_timeout_ms")]
+    write_timeout_ms: u64,
+    #[serde(default = "defaults::response_timeouts_before_reconnect")]
+    response_timeouts_before_reconnect: u32,
+    #[serde(default = "defaults::max_resends")]
+    max_resends: u32,
+    #[serde(default)]
+    receipt_id_format: ReceiptIdFormat,
 }
 
 mod defaults {
@@ -573,6 +612,21 @@ mod defaults {
     }
     pub fn max_pdu_length() -> usize {
         65_536
+    }
+    pub fn carrier_write_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn response_timeouts_before_reconnect() -> u32 {
+        1
+    }
+    pub fn max_resends() -> u32 {
+        2
+    }
+    pub fn early_receipt_hold_ms() -> u64 {
+        60_000
+    }
+    pub fn early_receipts_max() -> usize {
+        10_000
     }
     pub fn delivery_max_records() -> usize {
         1_000_000
@@ -730,6 +784,11 @@ impl Validator {
                 "delivery.receipt_wait_seconds",
                 delivery.receipt_wait_seconds,
             )?),
+            early_receipt_hold: Duration::from_millis(self.positive(
+                "delivery.early_receipt_hold_ms",
+                delivery.early_receipt_hold_ms,
+            )?),
+            early_receipts_max: delivery.early_receipts_max,
         })
     }
 
@@ -963,6 +1022,18 @@ impl Validator {
                 "must not be below reconnect_initial_ms",
             ));
         }
+        if !(1..=100).contains(&carrier.response_timeouts_before_reconnect) {
+            return Err(self.invalid(
+                "carrier.response_timeouts_before_reconnect",
+                "must be between 1 and 100",
+            ));
+        }
+        if carrier.max_resends > 10 {
+            return Err(self.invalid(
+                "carrier.max_resends",
+                "must be at most 10 (each resend may reach the phone as a duplicate)",
+            ));
+        }
         if !(1..=64).contains(&carrier.binds) {
             return Err(self.invalid("carrier.binds", "must be between 1 and 64"));
         }
@@ -1029,6 +1100,10 @@ impl Validator {
             reconnect_initial: ms("carrier.reconnect_initial_ms", carrier.reconnect_initial_ms)?,
             reconnect_max: ms("carrier.reconnect_max_ms", carrier.reconnect_max_ms)?,
             max_pdu_length: carrier.max_pdu_length,
+            write_timeout: ms("carrier.write_timeout_ms", carrier.write_timeout_ms)?,
+            response_timeouts_before_reconnect: carrier.response_timeouts_before_reconnect,
+            max_resends: carrier.max_resends,
+            receipt_id_format: carrier.receipt_id_format,
         })
     }
 

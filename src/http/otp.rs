@@ -1,5 +1,6 @@
 //! `/v1/otp/send` and `/v1/otp/verify`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
@@ -88,6 +89,10 @@ pub async fn send(
         text,
         // The carrier runs on real time; the code's own expiry follows the injected clock.
         deadline: Instant::now() + ttl,
+        superseded: Some({
+            let (otp, phone, id) = (state.otp.clone(), phone.clone(), issued.id.clone());
+            Arc::new(move || otp.replaced(&phone, &id))
+        }),
     };
     if let Err(err) = state.enqueue_sms(sms, request.callback_url.as_deref()) {
         // A code nobody will receive must not stay guessable.

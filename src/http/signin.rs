@@ -110,6 +110,7 @@ pub async fn start(
                 from: None,
                 text,
                 deadline: Instant::now() + started.expires_in,
+                superseded: None,
             };
             match state.enqueue_sms(sms, None) {
                 Ok(()) => "codeSent",

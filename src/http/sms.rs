@@ -101,6 +101,7 @@ pub async fn send(
         from: request.from,
         text: request.text,
         deadline: Instant::now() + state.sms_validity,
+        superseded: None,
     };
     state.enqueue_sms(sms, request.callback_url.as_deref())?;
     debug!(to = %to.masked(), %id, parts, "SMS queued");

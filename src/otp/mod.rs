@@ -123,6 +123,11 @@ impl OtpService {
         self.record_pending();
     }
 
+    /// Whether a newer code than `id` is pending for `phone` (its SMS need not go out).
+    pub fn replaced(&self, phone: &PhoneNumber, id: &ChallengeId) -> bool {
+        self.inner.store.replaced(phone, id)
+    }
+
     /// Drops expired challenges; returns how many.
     pub fn sweep(&self) -> usize {
         let removed = self.inner.store.sweep(self.inner.clock.now());

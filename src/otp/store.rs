@@ -69,6 +69,8 @@ pub trait ChallengeStore: Send + Sync + 'static {
     ) -> Verdict;
     /// Removes the challenge for `phone` if it is still `id`.
     fn revoke(&self, phone: &PhoneNumber, id: &ChallengeId);
+    /// Whether another challenge than `id` is pending for `phone` (a newer code replaced it).
+    fn replaced(&self, phone: &PhoneNumber, id: &ChallengeId) -> bool;
     /// Drops every challenge that expired at `now`; returns how many.
     fn sweep(&self, now: Instant) -> usize;
     /// Pending challenges.
@@ -148,6 +150,13 @@ impl<K: std::hash::Hash + Eq + Clone> MemoryStore<K> {
         }
     }
 
+    /// Whether the challenge under `key` is another than `id`.
+    pub fn replaced_keyed(&self, key: &K, id: &ChallengeId) -> bool {
+        self.map
+            .get(key)
+            .is_some_and(|challenge| &challenge.id != id)
+    }
+
     /// Removes the challenge under `key` if it is still `id`.
     pub fn revoke_keyed(&self, key: &K, id: &ChallengeId) {
         self.map.remove_if(key, |_, challenge| &challenge.id == id);
@@ -182,6 +191,10 @@ impl ChallengeStore for MemoryStore<PhoneNumber> {
 
     fn revoke(&self, phone: &PhoneNumber, id: &ChallengeId) {
         self.revoke_keyed(phone, id);
+    }
+
+    fn replaced(&self, phone: &PhoneNumber, id: &ChallengeId) -> bool {
+        self.replaced_keyed(phone, id)
     }
 
     fn sweep(&self, now: Instant) -> usize {

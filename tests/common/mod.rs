@@ -2,6 +2,7 @@
 //! real sockets. Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod proxy;
 pub mod signin;
 

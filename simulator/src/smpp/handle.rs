@@ -1,5 +1,6 @@
 //! What the simulator answers to each PDU an ESME sends.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
@@ -10,7 +11,7 @@ use rusmpp::pdus::{
 use rusmpp::tlvs::{Tlv, TlvValue};
 use rusmpp::types::{COctetString, EmptyOrFullCOctetString};
 use rusmpp::values::{InterfaceVersion, MessageState, Ton};
-use rusmpp::{Command, CommandStatus, Pdu};
+use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use smpp_wire::status::status_name;
 use tracing::{debug, info, warn};
 
@@ -18,13 +19,13 @@ use super::{Bound, Reply, Session};
 use crate::concat::{GroupKey, Segment, from_sar, split_udh};
 use crate::config::BindType;
 use crate::faults::Active;
-use crate::outcome::{Decision, Stat};
-use crate::receipt::Receipt;
+use crate::outcome::Decision;
+use crate::receipt::{Job, Receipt};
 use crate::registry::SessionHandle;
-use crate::scheduler::Job;
 use crate::stats::Stats;
 use crate::store::{ChangeError, Direction, NewMessage, PartRef, TlvView};
 use crate::text;
+use smpp_wire::receipt::ReceiptState;
 
 /// A message as submit_sm or data_sm carries it.
 struct Submitted<'a> {
@@ -35,6 +36,10 @@ struct Submitted<'a> {
     registered_delivery: u8,
     data_coding: u8,
     body: &'a [u8],
+    /// Octets in short_message (data_sm has none).
+    short_message_length: usize,
+    /// Whether a message_payload TLV came too.
+    has_payload: bool,
     /// Segment info from sar_* TLVs (a UDH, if any, is read from `body`).
     sar: Option<Segment>,
     tlvs: &'a [Tlv],
@@ -64,14 +69,11 @@ impl Session {
     pub(super) fn on_command(&mut self, command: Command) -> Reply {
         let seq = command.sequence_number();
         let id = command.id();
-        // An acknowledged receipt is done; a refused one is tried again. (An error response may
-        // carry no body, so this goes by command_id, not by PDU.)
-        if id == rusmpp::CommandId::DeliverSmResp {
-            if let Some(job) = self.awaiting_ack.remove(&seq)
-                && command.status() != CommandStatus::EsmeRok
-            {
-                self.requeue_receipt(*job);
-            }
+        // An acknowledged receipt is done; a refused one is tried again after a back-off. (An
+        // error response may carry no body, so this goes by command_id, not by PDU.) A
+        // generic_nack answers our deliver_sm too.
+        if matches!(id, CommandId::DeliverSmResp | CommandId::GenericNack) {
+            self.on_deliver_response(seq, command.status());
             return Reply::None;
         }
         match command.pdu() {
@@ -100,10 +102,11 @@ impl Session {
             Some(Pdu::DataSm(data)) => self.on_data_sm(seq, data),
             Some(Pdu::QuerySm(query)) => self.on_query_sm(seq, query.message_id.as_str()),
             Some(Pdu::CancelSm(cancel)) => self.on_change(seq, cancel.message_id.as_str(), None),
-            Some(Pdu::ReplaceSm(replace)) => {
-                let text = text::decode(0, replace.short_message().as_ref());
-                self.on_change(seq, replace.message_id.as_str(), Some(text))
-            }
+            Some(Pdu::ReplaceSm(replace)) => self.on_change(
+                seq,
+                replace.message_id.as_str(),
+                Some(replace.short_message().as_ref()),
+            ),
             Some(Pdu::EnquireLink) => Reply::Send(Command::new(
                 CommandStatus::EsmeRok,
                 seq,
@@ -172,6 +175,7 @@ impl Session {
                     bind_type: kind,
                 });
                 self.faults = self.shared.faults.for_account(Some(system_id));
+                self.recorder.bound(system_id);
                 info!(peer = %self.peer, system_id, ?kind, "bound");
             } else {
                 status = CommandStatus::EsmeRbindfail;
@@ -203,8 +207,9 @@ impl Session {
 
     fn on_submit_sm(&mut self, seq: u32, submit: &SubmitSm) -> Reply {
         let short = submit.short_message().as_ref();
+        let payload = payload(submit.tlvs());
         let body = if short.is_empty() {
-            payload(submit.tlvs()).unwrap_or(short)
+            payload.unwrap_or(short)
         } else {
             short
         };
@@ -216,15 +221,21 @@ impl Session {
             registered_delivery: u8::from(submit.registered_delivery),
             data_coding: u8::from(submit.data_coding),
             body,
+            short_message_length: short.len(),
+            has_payload: payload.is_some(),
             sar: from_sar(submit.tlvs()),
             tlvs: submit.tlvs(),
         };
         let (status, id) = self.accept(&message);
+        if status != CommandStatus::EsmeRok {
+            return error_response(CommandId::SubmitSmResp, status, seq);
+        }
         let id: COctetString<1, 65> = id.parse().unwrap_or_default();
         Reply::Send(Command::new(status, seq, SubmitSmResp::new(id, Vec::new())))
     }
 
     fn on_data_sm(&mut self, seq: u32, data: &DataSm) -> Reply {
+        let payload = payload(data.tlvs());
         let message = Submitted {
             source_addr: data.source_addr.as_str(),
             dest_addr: data.destination_addr.as_str(),
@@ -232,11 +243,16 @@ impl Session {
             esm_class: u8::from(data.esm_class),
             registered_delivery: u8::from(data.registered_delivery),
             data_coding: u8::from(data.data_coding),
-            body: payload(data.tlvs()).unwrap_or_default(),
+            body: payload.unwrap_or_default(),
+            short_message_length: 0,
+            has_payload: payload.is_some(),
             sar: from_sar(data.tlvs()),
             tlvs: data.tlvs(),
         };
         let (status, id) = self.accept(&message);
+        if status != CommandStatus::EsmeRok {
+            return error_response(CommandId::DataSmResp, status, seq);
+        }
         let id: COctetString<1, 65> = id.parse().unwrap_or_default();
         Reply::Send(Command::new(status, seq, DataSmResp::new(id, Vec::new())))
     }
@@ -248,12 +264,16 @@ impl Session {
             return (CommandStatus::EsmeRinvbndsts, String::new());
         };
         let account = bound.account.clone();
-        let status = self.fault_status().unwrap_or(CommandStatus::EsmeRok);
         let to = if message.dest_ton == Ton::International {
             format!("+{}", message.dest_addr)
         } else {
             message.dest_addr.to_owned()
         };
+        // A carrier checks the PDU before it looks at its load or the number.
+        let status = self
+            .invalid(message)
+            .or_else(|| self.fault_status())
+            .unwrap_or(CommandStatus::EsmeRok);
         let decision = if status == CommandStatus::EsmeRok {
             self.shared.outcomes.decide(&to)
         } else {
@@ -261,7 +281,9 @@ impl Session {
         };
         let stat = match decision {
             Decision::Refuse(status) => {
-                self.shared.metrics.submit(&account, &status_name(status));
+                let name = status_name(status);
+                self.shared.metrics.submit(&account, &name);
+                self.record_refused(&account, &to, message, name);
                 return (status, String::new());
             }
             Decision::Deliver(stat) => stat,
@@ -286,6 +308,7 @@ impl Session {
             segment,
             parts: Vec::new(),
             tlvs: tlv_views(message.tlvs),
+            submit_status: Some(Cow::Borrowed("ESME_ROK")),
         });
         Stats::add(&self.shared.stats.submits);
         self.shared.metrics.submit(&account, "ESME_ROK");
@@ -305,6 +328,7 @@ impl Session {
                 receipt,
                 at: final_at.into(),
                 attempts: 0,
+                refusals: 0,
             });
         }
         // A segment's text is not the message: the whole one is stored (and echoed) once the
@@ -342,7 +366,7 @@ impl Session {
         segment: Segment,
         id: &str,
         user_data: &[u8],
-        stat: Stat,
+        stat: ReceiptState,
         final_at: Instant,
         message: &Submitted<'_>,
     ) -> Option<String> {
@@ -354,10 +378,13 @@ impl Session {
             reference: segment.reference,
             total: segment.total,
         };
-        let parts =
-            self.shared
-                .reassembly
-                .add(key, segment.seq, id.to_owned(), user_data.to_vec())?;
+        let parts = self.shared.reassembly.add(
+            key,
+            message.data_coding,
+            segment.seq,
+            id.to_owned(),
+            user_data.to_vec(),
+        )?;
         let joined: Vec<u8> = parts
             .iter()
             .flat_map(|(_, _, data)| data.iter().copied())
@@ -380,8 +407,58 @@ impl Session {
                 .map(|(seq, id, _)| PartRef { seq, id })
                 .collect(),
             tlvs: Vec::new(),
+            submit_status: Some(Cow::Borrowed("ESME_ROK")),
         });
         Some(whole)
+    }
+
+    /// The refusal a carrier gives a PDU it will not take, whatever the number (unless the
+    /// simulator is lenient): short_message must fit one SMS (140 octets on the air, see
+    /// [`fits_one_sms`]), §5.3.2.32 makes message_payload exclusive with it, and E.164 numbers
+    /// have at most 15 digits.
+    fn invalid(&self, message: &Submitted<'_>) -> Option<CommandStatus> {
+        if self.shared.config.smpp.lenient {
+            return None;
+        }
+        let short_message = if message.short_message_length > 0 {
+            message.body
+        } else {
+            &[]
+        };
+        if !fits_one_sms(message.data_coding, message.esm_class, short_message)
+            || (message.short_message_length > 0 && message.has_payload)
+        {
+            return Some(CommandStatus::EsmeRinvmsglen);
+        }
+        let dest = message.dest_addr;
+        let international_ok = message.dest_ton != Ton::International
+            || (dest.len() <= 15 && dest.bytes().all(|b| b.is_ascii_digit()));
+        if dest.is_empty() || !international_ok {
+            return Some(CommandStatus::EsmeRinvdstadr);
+        }
+        None
+    }
+
+    /// Records a refused submit, so a tester sees what was refused and why (listed with
+    /// `refused=true`; it reached no phone).
+    fn record_refused(&self, account: &str, to: &str, message: &Submitted<'_>, status: String) {
+        let user_data = split_udh(message.esm_class, message.body).map_or(message.body, |s| s.1);
+        self.shared.store.insert(NewMessage {
+            direction: Direction::Mt,
+            from: message.source_addr.to_owned(),
+            to: to.to_owned(),
+            text: text::decode(message.data_coding, user_data),
+            account: account.to_owned(),
+            data_coding: message.data_coding,
+            esm_class: message.esm_class,
+            registered_delivery: message.registered_delivery,
+            outcome: ReceiptState::Rejected,
+            final_at: Instant::now(),
+            segment: None,
+            parts: Vec::new(),
+            tlvs: tlv_views(message.tlvs),
+            submit_status: Some(Cow::Owned(status)),
+        });
     }
 
     /// The refusal a submit fault calls for, if any.
@@ -407,27 +484,32 @@ impl Session {
         None
     }
 
+    /// The account of a session bound to submit (query_sm, cancel_sm and replace_sm are
+    /// transmitter operations, SMPP 3.4 §2.3), or None.
+    fn submitter(&self) -> Option<String> {
+        self.bound
+            .as_ref()
+            .filter(|b| b.bind_type.may_submit())
+            .map(|b| b.account.clone())
+    }
+
     fn on_query_sm(&mut self, seq: u32, message_id: &str) -> Reply {
-        if self.bound.is_none() {
-            return Reply::Send(Command::new(
-                CommandStatus::EsmeRinvbndsts,
-                seq,
-                QuerySmResp::default(),
-            ));
-        }
-        let Some((stat, done)) = self.shared.store.query(message_id) else {
-            return Reply::Send(Command::new(
-                CommandStatus::EsmeRqueryfail,
-                seq,
-                QuerySmResp::default(),
-            ));
+        let Some(account) = self.submitter() else {
+            return error_response(CommandId::QuerySmResp, CommandStatus::EsmeRinvbndsts, seq);
+        };
+        // Another account's message is not found: its existence is not revealed either.
+        let Some((stat, done)) = self.shared.store.query(message_id, &account) else {
+            return error_response(CommandId::QuerySmResp, CommandStatus::EsmeRqueryfail, seq);
         };
         let final_date: EmptyOrFullCOctetString<17> = done
             .map(|at| smpp_time(at).parse().unwrap_or_default())
             .unwrap_or_default();
         let state: MessageState = stat.message_state();
         let id: COctetString<1, 65> = message_id.parse().unwrap_or_default();
-        let error_code = u8::from(!matches!(stat, Stat::Enroute | Stat::Delivrd));
+        let error_code = u8::from(!matches!(
+            stat,
+            ReceiptState::Enroute | ReceiptState::Delivered
+        ));
         Reply::Send(Command::new(
             CommandStatus::EsmeRok,
             seq,
@@ -435,36 +517,68 @@ impl Session {
         ))
     }
 
-    /// cancel_sm (`text` None) or replace_sm (`text` Some).
-    fn on_change(&mut self, seq: u32, message_id: &str, text: Option<String>) -> Reply {
-        let (ok, fail, reply_pdu) = match text {
-            None => (
-                self.shared.store.cancel(message_id),
-                CommandStatus::EsmeRcancelfail,
-                Pdu::CancelSmResp,
-            ),
-            Some(text) => (
-                self.shared.store.replace(message_id, text),
-                CommandStatus::EsmeRreplacefail,
-                Pdu::ReplaceSmResp,
-            ),
+    /// cancel_sm (`short_message` None) or replace_sm (`short_message` Some). The bind and the
+    /// owning account are checked before anything changes.
+    fn on_change(&mut self, seq: u32, message_id: &str, short_message: Option<&[u8]>) -> Reply {
+        let (fail, reply_pdu) = match short_message {
+            None => (CommandStatus::EsmeRcancelfail, Pdu::CancelSmResp),
+            Some(_) => (CommandStatus::EsmeRreplacefail, Pdu::ReplaceSmResp),
         };
-        let status = match (self.bound.is_some(), ok) {
-            (false, _) => CommandStatus::EsmeRinvbndsts,
-            (true, Ok(())) => CommandStatus::EsmeRok,
-            (true, Err(ChangeError::NotFound)) => CommandStatus::EsmeRinvmsgid,
-            (true, Err(ChangeError::Final)) => fail,
+        let Some(account) = self.submitter() else {
+            return Reply::Send(Command::new(CommandStatus::EsmeRinvbndsts, seq, reply_pdu));
+        };
+        // replace_sm carries no data_coding: its text is read in the message's, and no
+        // coding packs more than 160 septets into an SMS.
+        if short_message.is_some_and(|m| m.len() > 160) && !self.shared.config.smpp.lenient {
+            return Reply::Send(Command::new(CommandStatus::EsmeRinvmsglen, seq, reply_pdu));
+        }
+        let changed = match short_message {
+            None => self.shared.store.cancel(message_id, &account),
+            Some(bytes) => self.shared.store.replace(message_id, &account, bytes),
+        };
+        let status = match changed {
+            Ok(()) => CommandStatus::EsmeRok,
+            Err(ChangeError::NotFound) => CommandStatus::EsmeRinvmsgid,
+            Err(ChangeError::Final) => fail,
         };
         Reply::Send(Command::new(status, seq, reply_pdu))
     }
 }
 
+/// Octets of user data one SMS carries on the air (3GPP TS 23.040 §9.2.3.16).
+const SMS_OCTETS: usize = 140;
+
+/// Whether `short_message` fits one SMS, as a carrier checks it: 140 octets of user data, which
+/// in the GSM 7-bit alphabet (sent unpacked, one septet per octet) is 160 septets, a user data
+/// header counting its octets rounded up to whole septets (6 octets + 153 septets = 160).
+fn fits_one_sms(data_coding: u8, esm_class: u8, short_message: &[u8]) -> bool {
+    let gsm7 = smpp_wire::coding::DataCoding::from_octet(data_coding).alphabet
+        == smpp_wire::coding::Alphabet::Gsm7;
+    if !gsm7 {
+        return short_message.len() <= SMS_OCTETS;
+    }
+    let udh = if esm_class & crate::concat::UDHI != 0 {
+        short_message
+            .first()
+            .map_or(0, |&udhl| (usize::from(udhl) + 1).min(short_message.len()))
+    } else {
+        0
+    };
+    let septets = (udh * 8).div_ceil(7) + (short_message.len() - udh);
+    septets <= SMS_OCTETS * 8 / 7
+}
+
+/// An error response without a body, as SMPP 3.4 §4 asks and real SMSCs send.
+fn error_response(id: CommandId, status: CommandStatus, seq: u32) -> Reply {
+    Reply::Send(smpp_wire::frame::header_only(id, status, seq))
+}
+
 /// registered_delivery bits 0-1: 1 always, 2 on failure only, 3 on success only (SMPP 5.0).
-fn wants_receipt(registered_delivery: u8, stat: Stat) -> bool {
+fn wants_receipt(registered_delivery: u8, stat: ReceiptState) -> bool {
     match registered_delivery & 0x03 {
         1 => true,
-        2 => stat != Stat::Delivrd,
-        3 => stat == Stat::Delivrd,
+        2 => stat != ReceiptState::Delivered,
+        3 => stat == ReceiptState::Delivered,
         _ => false,
     }
 }
@@ -483,12 +597,34 @@ mod tests {
 
     #[test]
     fn receipts_follow_registered_delivery() {
-        assert!(!wants_receipt(0, Stat::Delivrd));
-        assert!(wants_receipt(1, Stat::Undeliv));
-        assert!(wants_receipt(2, Stat::Undeliv));
-        assert!(!wants_receipt(2, Stat::Delivrd));
-        assert!(wants_receipt(3, Stat::Delivrd));
-        assert!(!wants_receipt(0x10, Stat::Delivrd));
+        assert!(!wants_receipt(0, ReceiptState::Delivered));
+        assert!(wants_receipt(1, ReceiptState::Undeliverable));
+        assert!(wants_receipt(2, ReceiptState::Undeliverable));
+        assert!(!wants_receipt(2, ReceiptState::Delivered));
+        assert!(wants_receipt(3, ReceiptState::Delivered));
+        assert!(!wants_receipt(0x10, ReceiptState::Delivered));
+    }
+
+    #[test]
+    fn one_sms_is_140_octets_or_160_septets() {
+        assert!(fits_one_sms(8, 0, &[0; 140]));
+        assert!(!fits_one_sms(8, 0, &[0; 141]));
+        assert!(!fits_one_sms(4, 0, &[0; 141]));
+        assert!(fits_one_sms(0, 0, &[b'x'; 160]));
+        assert!(!fits_one_sms(0, 0, &[b'x'; 161]));
+        assert!(fits_one_sms(0xF0, 0, &[b'x'; 160]));
+        // A 6-octet concatenation UDH takes 7 septets: 153 are left.
+        let mut part = vec![0x05, 0x00, 0x03, 0x01, 0x02, 0x01];
+        part.extend_from_slice(&[b'x'; 153]);
+        assert!(fits_one_sms(0, 0x40, &part));
+        part.push(b'x');
+        assert!(!fits_one_sms(0, 0x40, &part));
+        // UCS-2 with a UDH: octets, 6 + 134.
+        let mut part = vec![0x05, 0x00, 0x03, 0x01, 0x02, 0x01];
+        part.extend_from_slice(&[0; 134]);
+        assert!(fits_one_sms(8, 0x40, &part));
+        part.push(0);
+        assert!(!fits_one_sms(8, 0x40, &part));
     }
 
     #[test]

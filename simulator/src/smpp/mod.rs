@@ -5,13 +5,14 @@
 
 mod handle;
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use rusmpp::{Command, CommandStatus, Pdu};
+use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use smpp_wire::{Frame, FrameCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -21,11 +22,12 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::time::DelayQueue;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::Shared;
 use crate::config::BindType;
 use crate::faults::Active;
+use crate::receipt::Job;
 use crate::registry::Outbound;
 
 /// Receipts and MO waiting for one session; beyond this the scheduler retries later.
@@ -47,15 +49,20 @@ pub async fn serve(
                     if let Err(err) = stream.set_nodelay(true) {
                         warn!(%peer, %err, "cannot set TCP_NODELAY");
                     }
+                    // The address the ESME reached (the listener's may be unspecified).
+                    let local = stream
+                        .local_addr()
+                        .or_else(|_| listener.local_addr())
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                     let (shared, shutdown) = (shared.clone(), shutdown.clone());
                     match tls.clone() {
                         None => {
-                            tracker.spawn(run(shared, stream, peer, shutdown));
+                            tracker.spawn(run(shared, stream, peer, local, shutdown));
                         }
                         Some(acceptor) => {
                             tracker.spawn(async move {
                                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                    Ok(Ok(stream)) => run(shared, stream, peer, shutdown).await,
+                                    Ok(Ok(stream)) => run(shared, stream, peer, local, shutdown).await,
                                     Ok(Err(err)) => warn!(%peer, %err, "TLS handshake failed"),
                                     Err(_) => warn!(%peer, "TLS handshake timed out"),
                                 }
@@ -77,6 +84,13 @@ pub async fn serve(
 /// A TLS client gets this long to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A deliver_sm out and unanswered: the receipt it carries (None for an MO) and when its slot
+/// is freed without an answer.
+struct Awaiting {
+    job: Option<Box<Job>>,
+    deadline: tokio::time::Instant,
+}
+
 /// The bound state of a session.
 struct Bound {
     account: String,
@@ -93,6 +107,18 @@ enum Reply {
     Close,
 }
 
+/// Requests read (and not answered) while paused for receipts to drain, at most.
+const HELD_MAX: usize = 4096;
+
+/// Whether `frame` answers one of the simulator's requests.
+fn is_response(frame: &Frame) -> bool {
+    let id = match frame {
+        Frame::Command(command) => command.id(),
+        Frame::Malformed { command_id, .. } => *command_id,
+    };
+    u32::from(id) & 0x8000_0000 != 0
+}
+
 /// How long an ESME has to answer the simulator's unbind.
 const UNBIND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -100,6 +126,7 @@ struct Session {
     shared: Arc<Shared>,
     peer: SocketAddr,
     id: u64,
+    recorder: crate::capture::Recorder,
     bound: Option<Bound>,
     outbound_tx: mpsc::Sender<Outbound>,
     kill: CancellationToken,
@@ -109,8 +136,8 @@ struct Session {
     faults_seen: u64,
     /// PDUs answered since the faults last changed (for drop_after_pdus).
     answered: u64,
-    /// Receipts written to the ESME and not yet acknowledged, by sequence_number.
-    awaiting_ack: std::collections::HashMap<u32, Box<crate::scheduler::Job>>,
+    /// deliver_sm written to the ESME and not yet answered, by sequence_number: the window.
+    awaiting_ack: HashMap<u32, Awaiting>,
     /// The unbind this session sent and when it gives up waiting for the answer.
     unbinding: Option<(u32, tokio::time::Instant)>,
     /// Start of the current one-second throttle window and the submits in it.
@@ -118,15 +145,25 @@ struct Session {
     window_submits: u32,
 }
 
-async fn run<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, shutdown: CancellationToken)
-where
+async fn run<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (outbound_tx, mut outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let id = shared.registry.next_id();
+    // SMPP as it crossed the socket (inside TLS, for a TLS listener), for the pcap export.
+    let recorder = shared.captures.open(id, peer, local);
+    let stream = recorder.wrap(stream);
     let mut session = Session {
         faults_seen: shared.faults.generation(),
         faults: shared.faults.for_account(None),
-        id: shared.registry.next_id(),
+        id,
+        recorder,
         shared,
         peer,
         bound: None,
@@ -134,7 +171,7 @@ where
         kill: CancellationToken::new(),
         sequence: 0,
         unbinding: None,
-        awaiting_ack: std::collections::HashMap::new(),
+        awaiting_ack: HashMap::new(),
         answered: 0,
         window_start: Instant::now(),
         window_submits: 0,
@@ -145,6 +182,7 @@ where
     );
     let mut delayed: DelayQueue<Command> = DelayQueue::new();
     let mut paused = false;
+    let mut held: VecDeque<Frame> = VecDeque::new();
     let reason = loop {
         if let Err(reason) = session.sit_out_hang(&shutdown).await {
             break reason;
@@ -158,9 +196,30 @@ where
             .is_some_and(|b| b.bind_type.may_submit());
         let room = !submits || session.shared.pending_receipts.may_read(paused);
         paused = !room;
+        // Requests read while paused wait here, in order, until there is room again.
+        if room && !held.is_empty() {
+            let mut close = None;
+            while let Some(frame) = held.pop_front() {
+                let reply = session.on_frame(frame);
+                if let Err(reason) = session.answer(&mut link, &mut delayed, reply).await {
+                    close = Some(reason);
+                    break;
+                }
+            }
+            if let Err(err) = link.flush().await {
+                break format!("write failed: {err}");
+            }
+            if let Some(reason) = close {
+                break reason;
+            }
+        }
+        // Paused, a session whose deliver_sm window is full reads all the same: the answers that
+        // free the window (and drain the receipts) arrive on this socket. Its requests are held
+        // unanswered, so back-pressure still holds; past HELD_MAX it stops reading.
+        let read = room || (!session.window_open() && held.len() < HELD_MAX);
         tokio::select! {
             _ = session.shared.pending_receipts.room(), if !room => {}
-            frame = link.next(), if room => {
+            frame = link.next(), if read => {
                 // A hang set while this frame was awaited holds the frame too.
                 if let Err(reason) = session.sit_out_hang(&shutdown).await {
                     break reason;
@@ -172,6 +231,7 @@ where
                     match frame {
                         None => { close = Some("closed by the ESME".to_owned()); break }
                         Some(Err(err)) => { close = Some(err.to_string()); break }
+                        Some(Ok(frame)) if !room && !is_response(&frame) => held.push_back(frame),
                         Some(Ok(frame)) => {
                             let reply = session.on_frame(frame);
                             if let Err(reason) = session.answer(&mut link, &mut delayed, reply).await {
@@ -179,6 +239,9 @@ where
                                 break;
                             }
                         }
+                    }
+                    if !room && held.len() >= HELD_MAX {
+                        break;
                     }
                     next = link.next().now_or_never();
                 }
@@ -189,15 +252,21 @@ where
                     break reason;
                 }
             }
-            Some(outbound) = outbound_rx.recv() => {
+            // Only while the window has room: what waits stays in the channel, and the scheduler
+            // retries when the channel is full.
+            Some(outbound) = outbound_rx.recv(), if session.window_open() => {
                 let mut next = Some(outbound);
                 while let Some(outbound) = next.take() {
                     let seq = session.next_sequence();
+                    let deadline = tokio::time::Instant::now() + session.response_timeout();
                     let command = match outbound {
-                        Outbound::DeliverSm(pdu) => Command::new(CommandStatus::EsmeRok, seq, *pdu),
+                        Outbound::DeliverSm(pdu) => {
+                            session.awaiting_ack.insert(seq, Awaiting { job: None, deadline });
+                            Command::new(CommandStatus::EsmeRok, seq, *pdu)
+                        }
                         Outbound::Receipt(job) => {
                             let pdu = job.receipt.deliver_sm();
-                            session.awaiting_ack.insert(seq, job);
+                            session.awaiting_ack.insert(seq, Awaiting { job: Some(job), deadline });
                             Command::new(CommandStatus::EsmeRok, seq, pdu)
                         }
                         Outbound::Unbind => {
@@ -208,7 +277,7 @@ where
                     if let Err(err) = link.feed(&command).await {
                         warn!(peer = %session.peer, %err, "write failed");
                     }
-                    next = outbound_rx.try_recv().ok();
+                    next = if session.window_open() { outbound_rx.try_recv().ok() } else { None };
                 }
                 if let Err(err) = link.flush().await {
                     break format!("write failed: {err}");
@@ -216,6 +285,8 @@ where
             }
             _ = tokio::time::sleep_until(session.unbinding.map_or_else(tokio::time::Instant::now, |(_, at)| at)),
                 if session.unbinding.is_some() => break "no unbind_resp in time".to_owned(),
+            _ = tokio::time::sleep_until(session.first_deadline().unwrap_or_else(tokio::time::Instant::now)),
+                if !session.awaiting_ack.is_empty() => session.expire_unanswered(),
             Some(expired) = delayed.next(), if !delayed.is_empty() => {
                 if let Err(err) = link.send(&expired.into_inner()).await {
                     break format!("write failed: {err}");
@@ -226,8 +297,21 @@ where
         }
     };
     session.shared.registry.unregister(session.id);
-    // Receipts written but not acknowledged go back to the scheduler for another session.
-    let unacknowledged: Vec<_> = session.awaiting_ack.drain().map(|(_, job)| job).collect();
+    session.recorder.closed();
+    // Receipts written but not acknowledged, and those still queued for this session (behind
+    // a full window), go back to the scheduler for another session. Unregistered first, so
+    // nothing new arrives once the queue is closed.
+    outbound_rx.close();
+    let mut unacknowledged: Vec<_> = session
+        .awaiting_ack
+        .drain()
+        .filter_map(|(_, awaiting)| awaiting.job)
+        .collect();
+    while let Ok(outbound) = outbound_rx.try_recv() {
+        if let Outbound::Receipt(job) = outbound {
+            unacknowledged.push(job);
+        }
+    }
     for job in unacknowledged {
         session.requeue_receipt(*job);
     }
@@ -274,9 +358,70 @@ impl Session {
         }
     }
 
-    /// Hands a receipt back to the scheduler, due now.
-    fn requeue_receipt(&self, mut job: crate::scheduler::Job) {
+    /// Hands a receipt back to the scheduler, due now (its session went away: another may
+    /// take it at once).
+    fn requeue_receipt(&self, mut job: Job) {
         job.at = tokio::time::Instant::now();
+        self.shared.pending_receipts.add();
+        let _ = self.shared.receipts.send(job);
+    }
+
+    /// Whether another deliver_sm may be written before the ESME answers the ones out.
+    fn window_open(&self) -> bool {
+        self.awaiting_ack.len() < self.shared.config.smpp.window
+    }
+
+    fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.shared.config.smpp.response_timeout_ms)
+    }
+
+    fn first_deadline(&self) -> Option<tokio::time::Instant> {
+        self.awaiting_ack.values().map(|a| a.deadline).min()
+    }
+
+    /// Frees the window slots of deliver_sm unanswered past their deadline; their receipts are
+    /// redelivered with back-off.
+    fn expire_unanswered(&mut self) {
+        let now = tokio::time::Instant::now();
+        let expired: Vec<u32> = self
+            .awaiting_ack
+            .iter()
+            .filter(|(_, a)| a.deadline <= now)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in expired {
+            if let Some(job) = self.awaiting_ack.remove(&seq).and_then(|a| a.job) {
+                warn!(peer = %self.peer, id = %job.receipt.message_id, "receipt unanswered; redelivering later");
+                self.redeliver(*job);
+            }
+        }
+    }
+
+    /// The ESME answered deliver_sm `seq` (with deliver_sm_resp, or generic_nack): done when
+    /// accepted; a refused receipt comes again after a back-off, never in a tight loop.
+    fn on_deliver_response(&mut self, seq: u32, status: CommandStatus) {
+        let Some(awaiting) = self.awaiting_ack.remove(&seq) else {
+            return;
+        };
+        if let Some(job) = awaiting.job
+            && status != CommandStatus::EsmeRok
+        {
+            debug!(peer = %self.peer, id = %job.receipt.message_id, status = %smpp_wire::status::status_name(status), "receipt refused");
+            self.redeliver(*job);
+        }
+    }
+
+    /// Hands a refused receipt back to the scheduler, due after the back-off its refusals
+    /// have earned, or gives it up after `receipts.max_redeliveries`.
+    fn redeliver(&self, mut job: Job) {
+        let policy = &self.shared.config.receipts;
+        job.refusals += 1;
+        if job.refusals > policy.max_redeliveries {
+            self.shared.metrics.receipt_dropped();
+            warn!(peer = %self.peer, id = %job.receipt.message_id, refusals = job.refusals, "receipt given up");
+            return;
+        }
+        job.at = tokio::time::Instant::now() + policy.redelivery_delay(job.refusals);
         self.shared.pending_receipts.add();
         let _ = self.shared.receipts.send(job);
     }
@@ -294,11 +439,30 @@ impl Session {
         // Faults set while this session waited for the frame apply to it.
         self.refresh_faults();
         match frame {
+            // A response is never answered, not even with generic_nack (SMPP 3.4 §2.4); one
+            // whose body does not decode still answers its request by its header.
+            Frame::Malformed {
+                command_id,
+                command_status,
+                sequence_number,
+                error,
+                ..
+            } if u32::from(command_id) & 0x8000_0000 != 0 => {
+                warn!(peer = %self.peer, ?command_id, %error, "malformed response taken by its header");
+                if matches!(
+                    command_id,
+                    CommandId::DeliverSmResp | CommandId::GenericNack
+                ) {
+                    self.on_deliver_response(sequence_number, command_status);
+                }
+                Reply::None
+            }
             Frame::Malformed {
                 command_id,
                 sequence_number,
                 nack_status,
                 error,
+                ..
             } => {
                 warn!(peer = %self.peer, ?command_id, %error, "malformed PDU answered with generic_nack");
                 self.nack(nack_status, sequence_number)

@@ -34,6 +34,11 @@ impl Drop for Sim {
 
 /// Starts a simulator with account `tester`/`pw` plus whatever `extra` TOML adds.
 pub async fn start_with(extra: &str) -> Sim {
+    start_with_smpp("", extra).await
+}
+
+/// Like [`start_with`], with `smpp_extra` lines in the `[smpp]` section (`lenient = true`).
+pub async fn start_with_smpp(smpp_extra: &str, extra: &str) -> Sim {
     let smpp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (smpp_addr, http_addr) = (
@@ -41,7 +46,7 @@ pub async fn start_with(extra: &str) -> Sim {
         http.local_addr().expect("addr"),
     );
     let text = format!(
-        "[smpp]\nlisten = \"{smpp_addr}\"\nmax_pdu_length = 4096\n[http]\nlisten = \"{http_addr}\"\n{extra}\n\
+        "[smpp]\nlisten = \"{smpp_addr}\"\nmax_pdu_length = 4096\n{smpp_extra}\n[http]\nlisten = \"{http_addr}\"\n{extra}\n\
          [[accounts]]\nsystem_id = \"tester\"\npassword = \"pw\"\n"
     );
     let config = smsc_sim::Config::from_toml(&text, std::path::Path::new("t.toml"))
@@ -197,6 +202,26 @@ pub fn message_id(response: &Command) -> String {
         Some(Pdu::SubmitSmResp(body)) => body.message_id().as_str().to_owned(),
         Some(Pdu::DataSmResp(body)) => body.message_id().as_str().to_owned(),
         other => panic!("expected a submit or data response, got {other:?}"),
+    }
+}
+
+/// Sends `command` and returns its response (by sequence_number), with the deliver_sm that
+/// arrived before it: receipts come when they are due, not after the response that follows
+/// their submit, so a test must not take "the next frame" for the response.
+pub async fn request_with_deliveries(
+    link: &mut Link,
+    command: Command,
+) -> (Command, Vec<DeliverSm>) {
+    let seq = command.sequence_number();
+    link.send(&command).await.expect("send");
+    let mut delivered = Vec::new();
+    loop {
+        let next = next_command(link).await;
+        match next.pdu() {
+            Some(Pdu::DeliverSm(body)) => delivered.push(body.clone()),
+            _ if next.sequence_number() == seq => return (next, delivered),
+            other => panic!("expected the response to {seq} or a deliver_sm, got {other:?}"),
+        }
     }
 }
 
