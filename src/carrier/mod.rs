@@ -12,6 +12,7 @@ mod session;
 mod shared;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -108,6 +109,60 @@ impl RouterInner {
             m::LABEL_TO => self.carriers[to].name().to_owned()
         )
         .increment(1);
+    }
+
+    /// Moves whole messages waiting for `carrier` to another route that can send now; what has
+    /// nowhere to go (or had a part accepted there already) stays. Called while `carrier`
+    /// cannot send (no submitting session bound, or its breaker open).
+    fn move_waiting(&self, carrier: &CarrierShared) {
+        let router = self;
+        let from = carrier.index;
+        // Taking a message out of the queue to find it has nowhere to go would free its slot:
+        // the queue's bound would stop bounding. Only look when some other carrier can send.
+        let now = Instant::now();
+        if !router
+            .carriers
+            .iter()
+            .any(|carrier| carrier.index != from && carrier.available(now))
+        {
+            return;
+        }
+        // Parts handed back, of messages none of whose parts the SMSC accepted.
+        {
+            let mut lanes = carrier.lanes();
+            let parts = std::mem::take(&mut lanes.parts);
+            let mut waiting: HashMap<*const OutboundSms, usize> = HashMap::new();
+            for part in &parts {
+                *waiting.entry(Arc::as_ptr(&part.sms)).or_default() += 1;
+            }
+            let mut moved: Vec<*const OutboundSms> = Vec::new();
+            let mut nowhere = false;
+            for part in parts {
+                let key = Arc::as_ptr(&part.sms);
+                if moved.contains(&key) {
+                    continue;
+                }
+                if !nowhere && waiting.get(&key) == Some(&part.of) {
+                    match router.reroute((*part.sms).clone(), from) {
+                        Ok(()) => {
+                            moved.push(key);
+                            continue;
+                        }
+                        Err(_) => nowhere = true,
+                    }
+                }
+                lanes.parts.push_back(part);
+            }
+            if nowhere {
+                return;
+            }
+        }
+        while let Some(sms) = carrier.try_take_message() {
+            if let Err(sms) = router.reroute(sms, from) {
+                carrier.lanes().messages.push_front(sms);
+                break;
+            }
+        }
     }
 
     /// Moves `sms` off carrier `from` to another available route; gives it back when none is.
