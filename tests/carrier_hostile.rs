@@ -229,6 +229,36 @@ async fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout_and_the_c
     daemon.stop().await;
 }
 
+/// The other side of the stall: an SMSC that reads but sends a burst faster than one batch of
+/// answers is written is paced by back-pressure (the session reads as fast as the writer
+/// writes), not taken for a stalled peer.
+#[tokio::test]
+async fn a_burst_of_deliver_sm_from_an_smsc_that_reads_is_answered_on_the_same_link() {
+    let (smsc, daemon, peer) = bound("").await;
+    const BURST: usize = 20_000;
+    peer.flood_deliver_sm(BURST);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answered = smsc
+            .received()
+            .iter()
+            .filter(|frame| frame.command_id == 0x8000_0005)
+            .count();
+        if answered >= BURST {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && smsc.connections() == 1,
+            "{answered} of {BURST} answered, {} connections",
+            smsc.connections()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(smsc.connections(), 1, "the link was never dropped");
+    drop(peer);
+    daemon.stop().await;
+}
+
 // ---- 2: receipts before their submit_sm_resp -------------------------------------------------
 
 #[tokio::test]

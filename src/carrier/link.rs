@@ -89,31 +89,45 @@ pub(super) enum BindError {
 /// resent only on another.
 static LINK_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// The write side of a bound link: PDUs are queued without waiting; the writer task reports
-/// how it ended through `done`.
+/// The write side of a bound link: PDUs are queued without waiting.
 pub(super) struct Writer {
-    tx: Option<mpsc::Sender<Command>>,
-    done: JoinHandle<Result<(), LinkError>>,
+    tx: mpsc::Sender<Command>,
     timeout: Duration,
 }
 
+/// The writer task; it reports how it ended.
+pub(super) struct WriterTask {
+    done: JoinHandle<Result<(), LinkError>>,
+}
+
 impl Writer {
-    /// Queues `command` for the wire. A queue that is full means the writer has been blocked
-    /// long enough for the session to have sent it a window and many answers: a stall.
+    /// Whether a PDU can be queued now. The session reads and fills its window only while it
+    /// can: a writer that falls behind slows the reading down (back-pressure), and only a write
+    /// that makes no progress for `write_timeout` ends the link.
+    pub(super) fn has_room(&self) -> bool {
+        self.tx.capacity() > 0
+    }
+
+    /// Resolves once a PDU can be queued again (or the writer is gone: `failed` says why).
+    pub(super) async fn room(&self) {
+        // The permit is dropped at once: only the wait matters.
+        let _ = self.tx.reserve().await;
+    }
+
+    /// Queues `command` for the wire. The session checks `has_room` first; a queue found full
+    /// anyway is taken as a stall.
     pub(super) fn send(&self, command: Command) -> Result<(), LinkError> {
-        let Some(tx) = &self.tx else {
-            return Err(LinkError::Write(std::io::ErrorKind::BrokenPipe));
-        };
-        tx.try_send(command).map_err(|err| match err {
+        self.tx.try_send(command).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => LinkError::WriteStalled(self.timeout),
             mpsc::error::TrySendError::Closed(_) => {
                 LinkError::Write(std::io::ErrorKind::BrokenPipe)
             }
         })
     }
+}
 
-    /// Resolves when the writer stops: a stall or write error (or, once `finish` closed the
-    /// queue, the flush of what was queued).
+impl WriterTask {
+    /// Resolves when the writer stops: a stall or a write error.
     pub(super) async fn failed(&mut self) -> LinkError {
         match (&mut self.done).await {
             Ok(Err(err)) => err,
@@ -123,7 +137,7 @@ impl Writer {
     }
 }
 
-impl Drop for Writer {
+impl Drop for WriterTask {
     fn drop(&mut self) {
         self.done.abort();
     }
@@ -134,6 +148,7 @@ pub(super) struct Link {
     pub(super) id: u64,
     pub(super) reader: Reader,
     pub(super) writer: Writer,
+    pub(super) writer_task: WriterTask,
 }
 
 /// Writes queued PDUs in batches (feed all that are queued, then one flush: one syscall for a
@@ -251,10 +266,10 @@ pub(super) async fn connect_and_bind(
         id: LINK_IDS.fetch_add(1, Ordering::Relaxed),
         reader,
         writer: Writer {
-            tx: Some(tx),
-            done,
+            tx,
             timeout: config.write_timeout,
         },
+        writer_task: WriterTask { done },
     })
 }
 

@@ -271,7 +271,7 @@ impl Session {
             if writable {
                 state.paused_until = None;
                 let mut failure = None;
-                while state.in_flight.len() < window {
+                while state.in_flight.len() < window && link.writer.has_room() {
                     let Some(part) = self.next_ready(link.id, now) else {
                         break;
                     };
@@ -301,7 +301,8 @@ impl Session {
             let can_take = self.kind.submits() && writable && state.in_flight.len() < window;
             let can_take_queue = can_take && shared.accepting(Instant::now());
             tokio::select! {
-                frame = link.reader.next() => {
+                // Read only while the answers can be queued: the writer sets the pace.
+                frame = link.reader.next(), if link.writer.has_room() => {
                     state.last_read = Instant::now();
                     let result = match frame {
                         None => Err(LinkError::Closed),
@@ -313,7 +314,8 @@ impl Session {
                         break SessionEnd::Lost(err);
                     }
                 }
-                err = link.writer.failed() => break SessionEnd::Lost(err),
+                err = link.writer_task.failed() => break SessionEnd::Lost(err),
+                _ = link.writer.room(), if !link.writer.has_room() => {}
                 // The loop head writes its parts and fills the window.
                 batch = shared.recv_batch(window.saturating_sub(state.in_flight.len())), if can_take_queue => {
                     let now = Instant::now();
@@ -356,7 +358,9 @@ impl Session {
             if now.duration_since(sent) >= self.config().enquire_link_timeout {
                 return Err(LinkError::EnquireLinkUnanswered);
             }
-        } else if now.duration_since(state.last_read) >= self.config().enquire_link_interval {
+        } else if now.duration_since(state.last_read) >= self.config().enquire_link_interval
+            && link.writer.has_room()
+        {
             let seq = state.sequence.next();
             link.writer
                 .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink))?;
