@@ -120,6 +120,7 @@ fn wire(c: &mut Criterion) {
         text: "Your verification code is 012345. It expires in 5 minutes.".to_owned(),
         deadline: Instant::now() + Duration::from_secs(300),
         superseded: None,
+        unanswered_writes: 0,
     };
     let mut codec = FrameCodec::new(65_536);
     let mut group = c.benchmark_group("smpp");

@@ -432,15 +432,16 @@ impl DeliveryTracker {
         let Some(record) = inner.records.get_mut(id) else {
             return;
         };
-        if record.state.failed() {
+        // A message that failed keeps its first reason; one that is final (delivered, or
+        // accepted without receipts) stays so: one final state, one final notification.
+        if record.state.failed() || record.done_at.is_some() {
             return;
         }
-        let was_final = record.done_at.is_some();
         record.state = state;
         record.done_at = Some(SystemTime::now());
         record.error = error;
         let change = self.changed(id, record);
-        inner.account(was_final, true);
+        inner.account(false, true);
         drop(inner);
         self.notify(change);
     }
@@ -467,26 +468,45 @@ impl DeliveryTracker {
         ReceiptMatch::Matched { latency }
     }
 
-    /// Holds a receipt for an id not yet known; false when it cannot be (no id, hold full).
+    /// Holds a receipt for an id not yet known; false when it cannot be (no id, or one longer
+    /// than SMPP's 64 octets). At the limit the oldest held receipt makes room (counted as
+    /// dropped): foreign and duplicate receipts, which never match, must not lock out the
+    /// early receipts that will.
     fn hold(&self, inner: &mut Inner, scope: &str, receipt: &Receipt) -> bool {
-        if receipt.message_id.trim().is_empty() {
+        let id = receipt.message_id.trim();
+        if id.is_empty() || id.len() > MAX_ID_OCTETS || self.early_max == 0 {
             return false;
         }
-        if inner.early_count >= self.early_max {
-            early_counter("dropped").increment(1);
-            return false;
+        while inner.early_count >= self.early_max || inner.early_order.len() >= 2 * self.early_max {
+            let Some((_, scope, message_id)) = inner.early_order.pop_front() else {
+                break;
+            };
+            if let Some(held) = inner
+                .early
+                .get_mut(&scope)
+                .and_then(|ids| ids.remove(&message_id))
+            {
+                inner.early_count = inner.early_count.saturating_sub(held.receipts.len());
+                early_counter("dropped").increment(held.receipts.len() as u64);
+            }
         }
         let scope: Arc<str> = Arc::from(scope);
         let ids = inner.early.entry(scope.clone()).or_default();
         let mut held = ids.remove(&receipt.message_id).unwrap_or(Held {
             receipts: Vec::new(),
         });
-        held.receipts.push(receipt.clone());
-        ids.insert(&receipt.message_id, held);
+        let mut receipt = receipt.clone();
+        if let Some(error) = &mut receipt.error
+            && let Some((cut, _)) = error.char_indices().nth(MAX_ERROR_CHARS)
+        {
+            error.truncate(cut);
+        }
+        held.receipts.push(receipt);
+        ids.insert(id, held);
         inner.early_count += 1;
         inner
             .early_order
-            .push_back((Instant::now(), scope, receipt.message_id.clone()));
+            .push_back((Instant::now(), scope, id.to_owned()));
         early_counter("held").increment(1);
         true
     }
@@ -628,6 +648,12 @@ impl DeliveryTracker {
         remaining
     }
 }
+
+/// SMPP's message_id is at most 64 octets (65 with its NUL): a longer one in a receipt is not
+/// held, so a hostile SMSC cannot fill memory through the hold.
+const MAX_ID_OCTETS: usize = 64;
+/// Characters of a receipt's `err:` kept with a held receipt.
+const MAX_ERROR_CHARS: usize = 16;
 
 fn early_counter(result: &'static str) -> metrics::Counter {
     metrics::counter!(m::SMS_EARLY_RECEIPTS_TOTAL, m::LABEL_RESULT => result)
@@ -895,23 +921,35 @@ mod tests {
             "the held receipt found its message"
         );
         assert_eq!(tracker.in_progress(), 0);
-        // Bounded in number; an empty id is never held.
+        // Bounded in number, the oldest making room; an empty id or one longer than SMPP's
+        // 64 octets is never held.
         assert_eq!(
             tracker.receipt("c", &receipt("", ReceiptState::Delivered)),
             ReceiptMatch::Unmatched
         );
         assert_eq!(
-            tracker.receipt("c", &receipt("1", ReceiptState::Delivered)),
-            ReceiptMatch::Held
+            tracker.receipt("c", &receipt(&"9".repeat(65), ReceiptState::Delivered)),
+            ReceiptMatch::Unmatched
+        );
+        for id in ["1", "2", "3"] {
+            assert_eq!(
+                tracker.receipt("c", &receipt(id, ReceiptState::Delivered)),
+                ReceiptMatch::Held
+            );
+        }
+        for (id, message) in [("1", "b"), ("3", "d")] {
+            tracker.queued(message);
+            tracker.assigned(message, &assignment("c", 1));
+            tracker.submitted(message, 0, id);
+        }
+        assert_eq!(
+            tracker.get("b").map(|d| d.state.as_str()),
+            Some("submitted"),
+            "the oldest held receipt made room"
         );
         assert_eq!(
-            tracker.receipt("c", &receipt("2", ReceiptState::Delivered)),
-            ReceiptMatch::Held
-        );
-        assert_eq!(
-            tracker.receipt("c", &receipt("3", ReceiptState::Delivered)),
-            ReceiptMatch::Unmatched,
-            "the hold is full"
+            tracker.get("d").map(|d| d.state.as_str()),
+            Some("delivered")
         );
     }
 
@@ -957,5 +995,23 @@ mod tests {
                 .receipt("c", &receipt("late", ReceiptState::Delivered))
                 .is_matched()
         );
+    }
+
+    #[test]
+    fn a_final_message_is_never_ended_again() {
+        let tracker = DeliveryTracker::new(10, Duration::from_secs(60));
+        tracker.queued("a");
+        tracker.submitted("a", 0, "1");
+        tracker.receipt("", &receipt("1", ReceiptState::Delivered));
+        // A resend's copy timing out after the code expired must not overwrite `delivered`.
+        tracker.ended("a", DeliveryState::Expired, None);
+        tracker.ended(
+            "a",
+            DeliveryState::Unanswered,
+            Some("no submit_sm_resp".into()),
+        );
+        let record = tracker.get("a").expect("kept");
+        assert_eq!((record.state.as_str(), record.error), ("delivered", None));
+        assert_eq!(tracker.in_progress(), 0);
     }
 }

@@ -994,3 +994,47 @@ async fn an_unparseable_receipt_is_acknowledged_and_counted() {
     .await;
     daemon.stop().await;
 }
+
+// ---- from the review of the redesign -------------------------------------------------------
+
+/// The SMSC's unbind gets its unbind_resp before the daemon closes the link (the reply was
+/// queued and the writer aborted with the link).
+#[tokio::test]
+async fn an_unbind_from_the_smsc_is_answered_before_the_link_closes() {
+    let (_smsc, daemon, mut peer) = bound("").await;
+    let seq = peer.request(id::UNBIND, &[]);
+    let response = peer.response_to(seq).await;
+    assert_eq!(response.command_id, id::UNBIND_RESP);
+    assert_eq!(response.command_status, 0);
+    daemon.stop().await;
+}
+
+/// Only unanswered writes count toward `max_resends`: a part throttled twice and then lost
+/// with its link once is resent, not given up.
+#[tokio::test]
+async fn throttled_writes_do_not_count_toward_the_resend_cap() {
+    let smsc = Hostile::start().await;
+    let (daemon, mut peer) = start(
+        &smsc,
+        options(&smsc, "max_resends = 1\nthrottle_pause_ms = 50"),
+    )
+    .await;
+    let id = send_code(&daemon, "+31611000077").await;
+    for _ in 0..2 {
+        let submit = peer.next_submit().await;
+        peer.refuse(submit.seq, CommandStatus::EsmeRthrottled);
+    }
+    // The third write goes unanswered: the link drops under it.
+    let third = peer.next_submit().await;
+    assert_eq!(third.destination, "31611000077");
+    peer.close();
+    let mut fresh = smsc.accept().await;
+    fresh.answer_bind().await;
+    let resent = fresh.next_submit().await;
+    assert_eq!(resent.destination, "31611000077");
+    fresh.accept(resent.seq, "after-throttles");
+    fresh.deliver_receipt("after-throttles", "DELIVRD");
+    wait_state(&daemon, &id, "delivered", SOON).await;
+    drop(fresh);
+    daemon.stop().await;
+}

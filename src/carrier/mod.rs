@@ -48,6 +48,9 @@ pub struct OutboundSms {
     /// Says, right before the message is written, whether a newer message replaced it (a
     /// fresh code for the same number): then it is dropped as `superseded`.
     pub superseded: Option<SupersededCheck>,
+    /// Writes of it that went unanswered so far: 0 for a new message. A message that moves to
+    /// another carrier keeps its count, so `max_resends` holds across failover.
+    pub unanswered_writes: u32,
 }
 
 /// See [`OutboundSms::superseded`].
@@ -85,8 +88,9 @@ pub(crate) struct OutboundPart {
     /// The carrier's order of parts: whatever is handed back goes back into this order, so
     /// throttling or a lost link never reverses messages.
     ordinal: u64,
-    /// Times written so far: a part unanswered `1 + max_resends` times is given up.
-    writes: u32,
+    /// Writes of it that went unanswered (a timeout, a lost link): past `max_resends` it is
+    /// given up. Answered writes (a throttle, a temporary error) do not count.
+    unanswered: u32,
     /// The link on which it went unanswered: it is resent only on another.
     not_on: Option<u64>,
     /// Set when the SMSC accepted it (a late submit_sm_resp on the link that gave it up
@@ -127,13 +131,21 @@ impl RouterInner {
         {
             return;
         }
-        // Parts handed back, of messages none of whose parts the SMSC accepted.
+        // Parts handed back, of messages none of whose parts the SMSC accepted (a message with
+        // an accepted part, a late answer's included, stays). A moved message keeps its count
+        // of unanswered writes.
         {
             let mut lanes = carrier.lanes();
             let parts = std::mem::take(&mut lanes.parts);
-            let mut waiting: HashMap<*const OutboundSms, usize> = HashMap::new();
+            let mut waiting: HashMap<*const OutboundSms, (usize, u32)> = HashMap::new();
             for part in &parts {
-                *waiting.entry(Arc::as_ptr(&part.sms)).or_default() += 1;
+                let entry = waiting.entry(Arc::as_ptr(&part.sms)).or_default();
+                if part.accepted.load(Ordering::Acquire) {
+                    // Never equal to `of`: the message stays.
+                    entry.0 = usize::MAX / 2;
+                }
+                entry.0 += 1;
+                entry.1 = entry.1.max(part.unanswered);
             }
             let mut moved: Vec<*const OutboundSms> = Vec::new();
             let mut nowhere = false;
@@ -142,8 +154,13 @@ impl RouterInner {
                 if moved.contains(&key) {
                     continue;
                 }
-                if !nowhere && waiting.get(&key) == Some(&part.of) {
-                    match router.reroute((*part.sms).clone(), from) {
+                let whole = waiting.get(&key).filter(|(count, _)| *count == part.of);
+                if !nowhere && let Some(&(_, unanswered)) = whole {
+                    let sms = OutboundSms {
+                        unanswered_writes: unanswered,
+                        ..(*part.sms).clone()
+                    };
+                    match router.reroute(sms, from) {
                         Ok(()) => {
                             moved.push(key);
                             continue;

@@ -107,6 +107,21 @@ pub fn relative_validity(left: Duration) -> String {
     )
 }
 
+/// The validity_period for a message due at `deadline`, written at `now`.
+pub fn validity_period(
+    deadline: Instant,
+    now: Instant,
+) -> Result<EmptyOrFullCOctetString<17>, PduError> {
+    relative_validity(deadline.saturating_duration_since(now))
+        .parse()
+        .map_err(
+            |err: rusmpp::types::EmptyOrFullCOctetStringError| PduError::Field {
+                field: "validity_period",
+                message: err.to_string(),
+            },
+        )
+}
+
 /// One submit_sm per part of `sms`: international destination (TON 1, NPI 1, digits without
 /// '+'); the text in GSM 03.38 when it fits (data_coding 0), else Latin-1 where the carrier allows
 /// it (3), else UCS-2 (8); a long text split as the carrier's `concatenation` says, under

@@ -251,6 +251,10 @@ impl CarrierShared {
         let mut expired = Vec::new();
         let mut lanes = self.lanes();
         lanes.parts.retain(|part| {
+            if part.accepted.load(Ordering::Acquire) {
+                // A late answer accepted it: its resend is not needed (nor an end).
+                return false;
+            }
             let keep = now < part.sms.deadline;
             if !keep && !expired.iter().any(|sms| Arc::ptr_eq(sms, &part.sms)) {
                 expired.push(part.sms.clone());

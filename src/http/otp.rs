@@ -93,6 +93,7 @@ pub async fn send(
             let (otp, phone, id) = (state.otp.clone(), phone.clone(), issued.id.clone());
             Arc::new(move || otp.replaced(&phone, &id))
         }),
+        unanswered_writes: 0,
     };
     if let Err(err) = state.enqueue_sms(sms, request.callback_url.as_deref()) {
         // A code nobody will receive must not stay guessable.

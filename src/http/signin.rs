@@ -111,6 +111,7 @@ pub async fn start(
                 text,
                 deadline: Instant::now() + started.expires_in,
                 superseded: None,
+                unanswered_writes: 0,
             };
             match state.enqueue_sms(sms, None) {
                 Ok(()) => "codeSent",

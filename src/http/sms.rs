@@ -102,6 +102,7 @@ pub async fn send(
         text: request.text,
         deadline: Instant::now() + state.sms_validity,
         superseded: None,
+        unanswered_writes: 0,
     };
     state.enqueue_sms(sms, request.callback_url.as_deref())?;
     debug!(to = %to.masked(), %id, parts, "SMS queued");

@@ -300,6 +300,8 @@ impl Session {
             let writable = state.paused_until.is_none();
             let can_take = self.kind.submits() && writable && state.in_flight.len() < window;
             let can_take_queue = can_take && shared.accepting(Instant::now());
+            // A pause (throttle, pacer) ends on time, not at the next tick.
+            let resume = state.paused_until.map(tokio::time::Instant::from_std);
             tokio::select! {
                 // Read only while the answers can be queued: the writer sets the pace.
                 frame = link.reader.next(), if link.writer.has_room() => {
@@ -330,18 +332,30 @@ impl Session {
                         break SessionEnd::Lost(err);
                     }
                 }
+                _ = tokio::time::sleep_until(resume.unwrap_or_else(tokio::time::Instant::now)), if resume.is_some() => {}
                 // Wakes the loop head once, to close the queue and check whether all is sent.
                 _ = self.stop.drain.cancelled(), if !self.stop.drain.is_cancelled() => {}
                 _ = self.stop.abort.cancelled() => break SessionEnd::Aborted,
             }
         };
+        let link_id = link.id;
+        if matches!(end, SessionEnd::Lost(LinkError::Unbound)) {
+            // The unbind_resp is queued: let the writer send it (bounded) before closing.
+            let Link {
+                writer,
+                mut writer_task,
+                ..
+            } = link;
+            drop(writer);
+            let _ = tokio::time::timeout(self.config().unbind_timeout, writer_task.failed()).await;
+        }
         // Whatever was written and not answered goes back, in order, for a fresh link; then
         // this session's own parts.
         let now = Instant::now();
         let mut unanswered: Vec<InFlight> = state.in_flight.into_values().collect();
         unanswered.sort_by_key(|flight| flight.part.ordinal);
         for flight in unanswered {
-            self.unanswered(flight.part, link.id, "link_lost", now);
+            self.unanswered(flight.part, link_id, "link_lost", now);
         }
         shared.hand_back(self.retry.drain(..).collect());
         self.set_holding(false);

@@ -95,10 +95,13 @@ impl Session {
                 None => match self.retry.pop_front() {
                     Some(part) => part,
                     None => {
-                        if !self.shared.accepting(now) {
+                        let moved = !self.shared.accepting(now);
+                        if moved {
                             self.move_elsewhere();
                         }
-                        if let Some(part) = self.shared.take_part(link, None) {
+                        if let Some(part) =
+                            moved.then(|| self.shared.take_part(link, None)).flatten()
+                        {
                             part
                         } else {
                             let sms = self.shared.try_take_message()?;
@@ -160,7 +163,7 @@ impl Session {
                         of,
                         index,
                         ordinal: self.shared.next_ordinal(),
-                        writes: 0,
+                        unanswered: sms.unanswered_writes,
                         not_on: None,
                         accepted: Arc::default(),
                     };
@@ -182,7 +185,7 @@ impl Session {
         &mut self,
         link: &Link,
         state: &mut LinkState,
-        mut part: OutboundPart,
+        part: OutboundPart,
         now: Instant,
     ) -> Result<Option<Instant>, LinkError> {
         if let Some(pacer) = &self.shared.pacer
@@ -195,12 +198,16 @@ impl Session {
             return Ok(Some(now + wait));
         }
         let seq = state.sequence.next();
-        let command = Command::new(CommandStatus::EsmeRok, seq, part.body.clone());
+        // The time left now, not when it was split: a resend must not outlive the code.
+        let mut body = part.body.clone();
+        if let Ok(validity) = pdu::validity_period(part.sms.deadline, now) {
+            body.validity_period = validity;
+        }
+        let command = Command::new(CommandStatus::EsmeRok, seq, body);
         if let Err(err) = link.writer.send(command) {
             insert_in_order(&mut self.retry, part);
             return Err(err);
         }
-        part.writes += 1;
         state.in_flight.insert(
             seq,
             InFlight {
@@ -221,17 +228,25 @@ impl Session {
         reason: &'static str,
         now: Instant,
     ) -> bool {
+        // Accepted through a late answer elsewhere: nothing to resend, nothing to end.
+        if part.accepted.load(Ordering::Acquire) {
+            return false;
+        }
         if now >= part.sms.deadline {
             self.expired(&part.sms);
             return false;
         }
-        if part.writes > self.config().max_resends {
+        part.unanswered += 1;
+        if part.unanswered > self.config().max_resends {
             self.count(m::SMS_RESENDS_EXHAUSTED_TOTAL);
-            warn!(session = %self.label, to = %part.sms.to.masked(), writes = part.writes, "no submit_sm_resp for any write; given up");
+            warn!(session = %self.label, to = %part.sms.to.masked(), writes = part.unanswered, "no submit_sm_resp for any write; given up");
             self.deliveries.ended(
                 &part.sms.id,
                 DeliveryState::Unanswered,
-                Some(format!("no submit_sm_resp after {} writes", part.writes)),
+                Some(format!(
+                    "no submit_sm_resp after {} writes",
+                    part.unanswered
+                )),
             );
             return false;
         }
@@ -254,13 +269,15 @@ impl Session {
         if let Some(flight) = state.in_flight.remove(&seq) {
             state.timeouts = 0;
             self.on_submit_result(flight, status, message_id, &mut state.paused_until);
-        } else if let Some(late) = state.given_up.remove(&seq) {
-            if status == CommandStatus::EsmeRok {
-                let first = !late.accepted.swap(true, Ordering::AcqRel);
-                debug!(session = %self.label, first, "late submit_sm_resp: the part was accepted");
-                self.deliveries
-                    .submitted(&late.sms.id, late.index, message_id);
-            }
+        } else if status == CommandStatus::EsmeRok
+            && let Some(late) = state.given_up.remove(&seq)
+        {
+            // A late refusal changes nothing: the resend decides (and the entry stays, so a
+            // resend nobody else can take still gets a fresh link).
+            let first = !late.accepted.swap(true, Ordering::AcqRel);
+            debug!(session = %self.label, first, "late submit_sm_resp: the part was accepted");
+            self.deliveries
+                .submitted(&late.sms.id, late.index, message_id);
         } else {
             debug!(session = %self.label, seq, "response to no outstanding request");
         }
