@@ -1038,3 +1038,36 @@ async fn throttled_writes_do_not_count_toward_the_resend_cap() {
     drop(fresh);
     daemon.stop().await;
 }
+
+/// The resend cap holds across failover: two carriers whose SMSCs both answer binds and
+/// enquire_link but never a submit, each breaker opening at the first failure so that the
+/// message moves between them. In all, the message is written at most 1 + max_resends times.
+#[tokio::test]
+async fn the_resend_cap_holds_across_carriers() {
+    let first = Hostile::start_with(auto_bind()).await;
+    let second = Hostile::start_with(auto_bind()).await;
+    let (a, b) = (common::unique_carrier(), common::unique_carrier());
+    let lines = "registered_delivery = 1\nresponse_timeout_ms = 300\nenquire_link_interval_ms = 100\n\
+                 breaker_failures = 1\nbreaker_open_seconds = 60";
+    let mut options = Options::new(first.addr);
+    options.carriers = Some(
+        [
+            common::carrier_entry(&a, first.addr, lines),
+            common::carrier_entry(&b, second.addr, lines),
+            format!("\n[[routes]]\nprefix = \"\"\ncarrier = \"{a}\"\npriority = 1\n"),
+            format!("\n[[routes]]\nprefix = \"\"\ncarrier = \"{b}\"\npriority = 2\n"),
+        ]
+        .concat(),
+    );
+    let daemon = Daemon::start(options).await;
+    daemon.wait_sessions(2).await;
+    let id = send_code(&daemon, "+31611000088").await;
+    let record = wait_final(&daemon, &id, Duration::from_secs(10)).await;
+    assert_eq!(record["state"], "unknown", "{record}");
+    let writes = first.submits_to("31611000088").len() + second.submits_to("31611000088").len();
+    assert!(
+        (1..=3).contains(&writes),
+        "written {writes} times across both carriers (1 + max_resends = 3 at most)"
+    );
+    daemon.stop().await;
+}
