@@ -106,11 +106,12 @@ pub fn start(
         )),
         _ => None,
     };
+    let clock = deps.clock;
     let otp = OtpService::new(
         Arc::new(MemoryStore::new(config.otp.max_pending)),
         mac,
         deps.entropy,
-        deps.clock,
+        clock.clone(),
         config.otp.policy,
     );
     let limits = RateLimits::new(config.limits);
@@ -135,6 +136,7 @@ pub fn start(
         &config.routes,
         stop.clone(),
         deliveries.clone(),
+        clock.clone(),
         &tracker,
     )
     .context("cannot set up TLS to the carrier")?;
@@ -153,6 +155,7 @@ pub fn start(
         body_read_timeout: config.server.body_read_timeout,
         deliveries: deliveries.clone(),
         callbacks: config.callbacks.clone(),
+        clock,
     });
 
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {

@@ -129,6 +129,17 @@ async fn run(seed: u64) -> (Daemon, Result<BTreeMap<String, usize>, String>) {
     options.delivery_extra = "sms_validity_seconds = 1\nreceipt_wait_seconds = 2".into();
     options.otp_extra = "sweep_interval_seconds = 1".into();
     let daemon = Daemon::start(options).await;
+    // Messages' deadlines are on the daemon's injected clock: here it follows real time, so
+    // that the 1 s validity runs out while the faults go on.
+    let ticking = {
+        let clock = daemon.clock.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                clock.advance(Duration::from_millis(50));
+            }
+        })
+    };
     let acceptor = {
         let smsc = smsc.clone();
         tokio::spawn(async move {
@@ -184,6 +195,7 @@ async fn run(seed: u64) -> (Daemon, Result<BTreeMap<String, usize>, String>) {
     }
     .await;
     acceptor.abort();
+    ticking.abort();
     (daemon, outcome.map_err(|err| format!("seed {seed}: {err}")))
 }
 

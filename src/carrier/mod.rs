@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::SharedClock;
 use crate::config::{BindMode, CarrierConfig, RouteConfig};
 use crate::delivery::DeliveryTracker;
 use crate::metrics as m;
@@ -42,8 +43,9 @@ pub struct OutboundSms {
     /// carrier's source_addr.
     pub from: Option<String>,
     pub text: String,
-    /// After this the code has expired and sending it is pointless. Also sent to the SMSC as
-    /// the message's validity_period (the time left when it is written).
+    /// After this the code has expired and sending it is pointless; on the daemon's injected
+    /// clock (`CarrierShared::clock`), like the code's expiry. Also sent to the SMSC as the
+    /// message's validity_period (the time left when it is written).
     pub deadline: Instant,
     /// Says, right before the message is written, whether a newer message replaced it (a
     /// fresh code for the same number): then it is dropped as `superseded`.
@@ -282,6 +284,7 @@ pub fn spawn(
     routes: &[RouteConfig],
     stop: CarrierStop,
     deliveries: DeliveryTracker,
+    clock: SharedClock,
     tracker: &TaskTracker,
 ) -> Result<Carriers, tls::TlsSetupError> {
     let (sessions_tx, sessions_bound) = watch::channel(0usize);
@@ -297,6 +300,7 @@ pub fn spawn(
             config,
             tls,
             sessions_tx.clone(),
+            clock.clone(),
         )));
     }
     let table = RouteTable::new(routes, |name| {

@@ -13,6 +13,7 @@ use super::breaker::{Breaker, BreakerState};
 use super::pdu::BindKind;
 use super::tls::TlsClient;
 use super::{OutboundPart, OutboundSms};
+use crate::clock::SharedClock;
 use crate::config::CarrierConfig;
 use crate::metrics as m;
 
@@ -110,6 +111,8 @@ pub(super) struct CarrierShared {
     pub(super) metrics: CarrierMetrics,
     /// Bound sessions of every carrier.
     pub(super) sessions_bound: Arc<watch::Sender<usize>>,
+    /// The daemon's clock, for messages' deadlines (link timers run on tokio's time).
+    pub(super) clock: SharedClock,
 }
 
 impl CarrierShared {
@@ -118,6 +121,7 @@ impl CarrierShared {
         config: CarrierConfig,
         tls: Option<TlsClient>,
         sessions_bound: Arc<watch::Sender<usize>>,
+        clock: SharedClock,
     ) -> Self {
         let (queue_tx, queue_rx) = mpsc::channel(config.queue_capacity);
         let metrics = CarrierMetrics::new(&config.name);
@@ -150,6 +154,7 @@ impl CarrierShared {
             tls,
             metrics,
             sessions_bound,
+            clock,
         }
     }
 

@@ -71,6 +71,8 @@ pub struct Shared {
     pub deliveries: DeliveryTracker,
     /// Which callback URLs are accepted.
     pub callbacks: crate::webhooks::WebhookSettings,
+    /// The daemon's clock: an SMS's deadline is on it, like its code's expiry.
+    pub clock: crate::clock::SharedClock,
 }
 
 impl Shared {

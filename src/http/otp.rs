@@ -1,7 +1,6 @@
 //! `/v1/otp/send` and `/v1/otp/verify`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -87,8 +86,8 @@ pub async fn send(
         to: phone.clone(),
         from: None,
         text,
-        // The carrier runs on real time; the code's own expiry follows the injected clock.
-        deadline: Instant::now() + ttl,
+        // On the injected clock, like the code's own expiry.
+        deadline: state.clock.now() + ttl,
         superseded: Some({
             let (otp, phone, id) = (state.otp.clone(), phone.clone(), issued.id.clone());
             Arc::new(move || otp.replaced(&phone, &id))

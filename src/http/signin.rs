@@ -2,7 +2,7 @@
 //! verify the assertion (`/.well-known/jwks.json`, `/.well-known/openid-configuration`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::State;
@@ -109,7 +109,7 @@ pub async fn start(
                 to: phone.clone(),
                 from: None,
                 text,
-                deadline: Instant::now() + started.expires_in,
+                deadline: state.clock.now() + started.expires_in,
                 superseded: None,
                 unanswered_writes: 0,
             };

@@ -1,7 +1,5 @@
 //! `/v1/sms`: any text to any number through the same pipeline as codes, with its own key scope.
 
-use std::time::Instant;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -100,7 +98,7 @@ pub async fn send(
         to: to.clone(),
         from: request.from,
         text: request.text,
-        deadline: Instant::now() + state.sms_validity,
+        deadline: state.clock.now() + state.sms_validity,
         superseded: None,
         unanswered_writes: 0,
     };

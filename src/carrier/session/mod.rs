@@ -228,7 +228,7 @@ impl Session {
         if self.kind.submits() && !self.shared.available(now) {
             self.move_elsewhere();
         }
-        for sms in self.shared.take_expired(now) {
+        for sms in self.shared.take_expired(self.shared.clock.now()) {
             self.expired(&sms);
         }
     }
@@ -320,9 +320,8 @@ impl Session {
                 _ = link.writer.room(), if !link.writer.has_room() => {}
                 // The loop head writes its parts and fills the window.
                 batch = shared.recv_batch(window.saturating_sub(state.in_flight.len())), if can_take_queue => {
-                    let now = Instant::now();
                     for sms in batch {
-                        self.expand(sms, now);
+                        self.expand(sms);
                     }
                 }
                 // Work handed back by another session of this carrier.
@@ -351,11 +350,10 @@ impl Session {
         }
         // Whatever was written and not answered goes back, in order, for a fresh link; then
         // this session's own parts.
-        let now = Instant::now();
         let mut unanswered: Vec<InFlight> = state.in_flight.into_values().collect();
         unanswered.sort_by_key(|flight| flight.part.ordinal);
         for flight in unanswered {
-            self.unanswered(flight.part, link_id, "link_lost", now);
+            self.unanswered(flight.part, link_id, "link_lost");
         }
         shared.hand_back(self.retry.drain(..).collect());
         self.set_holding(false);

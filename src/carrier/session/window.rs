@@ -105,13 +105,13 @@ impl Session {
                             part
                         } else {
                             let sms = self.shared.try_take_message()?;
-                            self.expand(sms, now);
+                            self.expand(sms);
                             continue;
                         }
                     }
                 },
             };
-            if self.worth_writing(&part, now) {
+            if self.worth_writing(&part) {
                 return Some(part);
             }
         }
@@ -119,12 +119,12 @@ impl Session {
 
     /// Whether `part` should still go out; if not, its message is ended (or, for a part a late
     /// answer accepted, simply not written again).
-    fn worth_writing(&self, part: &OutboundPart, now: Instant) -> bool {
+    fn worth_writing(&self, part: &OutboundPart) -> bool {
         if part.accepted.load(Ordering::Acquire) {
             self.count(m::SMS_RESENDS_CANCELLED_TOTAL);
             return false;
         }
-        if now >= part.sms.deadline {
+        if self.shared.clock.now() >= part.sms.deadline {
             self.expired(&part.sms);
             return false;
         }
@@ -141,9 +141,9 @@ impl Session {
 
     /// Splits a message into its parts, at the back of this session's own list; one that
     /// cannot be encoded ends here.
-    pub(super) fn expand(&mut self, sms: OutboundSms, now: Instant) {
+    pub(super) fn expand(&mut self, sms: OutboundSms) {
         let reference = self.shared.next_reference();
-        match pdu::submit_parts(self.config(), &sms, reference, now) {
+        match pdu::submit_parts(self.config(), &sms, reference, self.shared.clock.now()) {
             Ok(bodies) => {
                 let of = bodies.len();
                 self.deliveries.assigned(
@@ -200,7 +200,7 @@ impl Session {
         let seq = state.sequence.next();
         // The time left now, not when it was split: a resend must not outlive the code.
         let mut body = part.body.clone();
-        if let Ok(validity) = pdu::validity_period(part.sms.deadline, now) {
+        if let Ok(validity) = pdu::validity_period(part.sms.deadline, self.shared.clock.now()) {
             body.validity_period = validity;
         }
         let command = Command::new(CommandStatus::EsmeRok, seq, body);
@@ -226,13 +226,12 @@ impl Session {
         mut part: OutboundPart,
         link: u64,
         reason: &'static str,
-        now: Instant,
     ) -> bool {
         // Accepted through a late answer elsewhere: nothing to resend, nothing to end.
         if part.accepted.load(Ordering::Acquire) {
             return false;
         }
-        if now >= part.sms.deadline {
+        if self.shared.clock.now() >= part.sms.deadline {
             self.expired(&part.sms);
             return false;
         }
@@ -359,7 +358,7 @@ impl Session {
                 flight.part.index,
                 flight.part.accepted.clone(),
             );
-            let resend = self.unanswered(flight.part, link.id, "response_timeout", now);
+            let resend = self.unanswered(flight.part, link.id, "response_timeout");
             state.given_up.insert(
                 seq,
                 GivenUp {
