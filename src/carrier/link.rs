@@ -64,6 +64,103 @@ impl LinkError {
     }
 }
 
+/// What the SMSC sent, as the session needs it: responses settled by sequence number (a body
+/// that does not decode is read by its header, never answered), requests to answer, and the
+/// end of the link.
+// An event is moved once, from the reader to its handler; boxing the large variant would add
+// an allocation per PDU on the hot path (as for `smpp_wire::Frame`).
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Event {
+    /// A submit_sm_resp or a generic_nack. `malformed` says why the body did not decode, when
+    /// it did not (the header's status and a leniently read id decide then).
+    SubmitResponse {
+        seq: u32,
+        status: CommandStatus,
+        message_id: String,
+        malformed: Option<String>,
+    },
+    EnquireLinkResponse {
+        seq: u32,
+        malformed: Option<String>,
+    },
+    /// Any other response (unbind_resp, a late bind_resp): nothing to settle.
+    OtherResponse {
+        command_id: CommandId,
+        malformed: Option<String>,
+    },
+    /// A request that decoded: enquire_link, deliver_sm, data_sm, unbind, alert_notification...
+    Request(Command),
+    /// A request whose body does not decode, and the status its refusal carries.
+    MalformedRequest {
+        command_id: CommandId,
+        seq: u32,
+        status: CommandStatus,
+        error: String,
+    },
+    Lost(LinkError),
+}
+
+/// The next event on the link.
+pub(super) async fn next_event(reader: &mut Reader) -> Event {
+    match reader.next().await {
+        None => Event::Lost(LinkError::Closed),
+        Some(Err(err)) => Event::Lost(LinkError::Read(err.to_string())),
+        Some(Ok(Frame::Command(command))) => match command.id() {
+            CommandId::SubmitSmResp | CommandId::GenericNack => Event::SubmitResponse {
+                seq: command.sequence_number(),
+                status: command.status(),
+                message_id: match command.pdu() {
+                    Some(Pdu::SubmitSmResp(body)) => body.message_id().as_str().to_owned(),
+                    _ => String::new(),
+                },
+                malformed: None,
+            },
+            CommandId::EnquireLinkResp => Event::EnquireLinkResponse {
+                seq: command.sequence_number(),
+                malformed: None,
+            },
+            id if is_response(id) => Event::OtherResponse {
+                command_id: id,
+                malformed: None,
+            },
+            _ => Event::Request(command),
+        },
+        Some(Ok(Frame::Malformed {
+            command_id,
+            command_status,
+            sequence_number: seq,
+            message_id,
+            nack_status,
+            error,
+        })) => {
+            let malformed = Some(error.to_string());
+            match command_id {
+                CommandId::SubmitSmResp | CommandId::GenericNack => Event::SubmitResponse {
+                    seq,
+                    status: command_status,
+                    message_id: message_id.unwrap_or_default(),
+                    malformed,
+                },
+                CommandId::EnquireLinkResp => Event::EnquireLinkResponse { seq, malformed },
+                id if is_response(id) => Event::OtherResponse {
+                    command_id: id,
+                    malformed,
+                },
+                _ => Event::MalformedRequest {
+                    command_id,
+                    seq,
+                    status: nack_status,
+                    error: error.to_string(),
+                },
+            }
+        }
+    }
+}
+
+fn is_response(id: CommandId) -> bool {
+    u32::from(id) & 0x8000_0000 != 0
+}
+
 /// Why a connect or bind attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum BindError {

@@ -1,24 +1,19 @@
-//! What a session reads: submit_sm_resp and enquire_link_resp, the SMSC's requests (answered
-//! before anything else is done with them), receipts in deliver_sm or data_sm, and frames whose
-//! body does not decode (a response is settled by its header and never answered).
+//! What a session does with the link's events (`link::Event`): responses settled by sequence
+//! number (one whose body does not decode by its header, never answered), the SMSC's requests
+//! answered before anything else is done with them, receipts in deliver_sm or data_sm.
 
 use rusmpp::pdus::{DataSmResp, DeliverSmResp};
 use rusmpp::tlvs::Tlv;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
-use smpp_wire::Frame;
 use smpp_wire::receipt::{self, IdFormat, Parsed};
 use tracing::{debug, warn};
 
 use super::Session;
 use super::window::LinkState;
-use crate::carrier::link::{Link, LinkError};
+use crate::carrier::link::{Event, Link, LinkError};
 use crate::config::ReceiptIdFormat;
 use crate::delivery::ReceiptMatch;
 use crate::metrics as m;
-
-fn is_response(id: CommandId) -> bool {
-    u32::from(id) & 0x8000_0000 != 0
-}
 
 fn id_format(format: ReceiptIdFormat) -> IdFormat {
     match format {
@@ -29,84 +24,86 @@ fn id_format(format: ReceiptIdFormat) -> IdFormat {
 }
 
 impl Session {
-    /// A PDU whose body did not decode. A response is never answered (a nack of a response
-    /// would make the SMSC answer again, for ever): its header's status and sequence number
-    /// still settle the request. A deliver_sm or data_sm gets its own response with an error
-    /// status, so the SMSC does not redeliver it in a loop; anything else a generic_nack.
-    pub(super) fn on_malformed(
+    /// Handles one event from the link. An error ends the session.
+    pub(super) fn on_event(
         &mut self,
+        event: Event,
         link: &Link,
         state: &mut LinkState,
-        frame: Frame,
     ) -> Result<(), LinkError> {
-        let Frame::Malformed {
-            command_id,
-            command_status,
-            sequence_number: seq,
-            message_id,
-            nack_status,
-            error,
-        } = frame
-        else {
-            return Ok(());
-        };
+        match event {
+            Event::SubmitResponse {
+                seq,
+                status,
+                message_id,
+                malformed,
+            } => {
+                self.lenient(CommandId::SubmitSmResp, malformed.as_deref());
+                self.on_submit_response(state, seq, status, &message_id);
+                Ok(())
+            }
+            Event::EnquireLinkResponse { seq, malformed } => {
+                self.lenient(CommandId::EnquireLinkResp, malformed.as_deref());
+                if state
+                    .enquire_outstanding
+                    .is_some_and(|(expected, _)| expected == seq)
+                {
+                    state.enquire_outstanding = None;
+                }
+                Ok(())
+            }
+            Event::OtherResponse {
+                command_id,
+                malformed,
+            } => {
+                self.lenient(command_id, malformed.as_deref());
+                debug!(session = %self.label, ?command_id, "unexpected response ignored");
+                Ok(())
+            }
+            Event::Request(command) => self.on_request(command, link),
+            Event::MalformedRequest {
+                command_id,
+                seq,
+                status,
+                error,
+            } => {
+                // A deliver_sm or data_sm gets its own response with an error status, so the
+                // SMSC does not redeliver it in a loop; anything else a generic_nack.
+                self.lenient(command_id, None);
+                warn!(session = %self.label, ?command_id, %error, "malformed PDU from the SMSC refused");
+                let reply = match command_id {
+                    CommandId::DeliverSm => Command::new(status, seq, DeliverSmResp::default()),
+                    CommandId::DataSm => Command::new(status, seq, DataSmResp::default()),
+                    _ => Command::new(status, seq, Pdu::GenericNack),
+                };
+                link.writer.send(reply)
+            }
+            Event::Lost(err) => Err(err),
+        }
+    }
+
+    /// Counts a PDU read leniently: a body that did not decode (`error`, for a response, which
+    /// its header settles; never answered, since a nack of a response would make the SMSC
+    /// answer again, for ever).
+    fn lenient(&self, command_id: CommandId, error: Option<&str>) {
+        if let Some(error) = error {
+            warn!(session = %self.label, ?command_id, %error, "response body does not decode; its header decides");
+        } else if u32::from(command_id) & 0x8000_0000 != 0 {
+            return;
+        }
         metrics::counter!(m::SMPP_LENIENT_TOTAL, m::LABEL_CARRIER => self.config().name.clone(), m::LABEL_WHAT => format!("{command_id:?}"))
             .increment(1);
-        if is_response(command_id) {
-            warn!(session = %self.label, ?command_id, %error, "response body does not decode; its header decides");
-            if matches!(command_id, CommandId::SubmitSmResp | CommandId::GenericNack) {
-                let id = message_id.unwrap_or_default();
-                self.on_submit_response(state, seq, command_status, &id);
-            } else if command_id == CommandId::EnquireLinkResp {
-                Self::on_enquire_link_resp(state, seq);
-            }
-            return Ok(());
-        }
-        warn!(session = %self.label, ?command_id, %error, "malformed PDU from the SMSC refused");
-        let reply = match command_id {
-            CommandId::DeliverSm => Command::new(nack_status, seq, DeliverSmResp::default()),
-            CommandId::DataSm => Command::new(nack_status, seq, DataSmResp::default()),
-            _ => Command::new(nack_status, seq, Pdu::GenericNack),
-        };
-        link.writer.send(reply)
     }
 
-    pub(super) fn on_enquire_link_resp(state: &mut LinkState, seq: u32) {
-        if state
-            .enquire_outstanding
-            .is_some_and(|(expected, _)| expected == seq)
-        {
-            state.enquire_outstanding = None;
-        }
-    }
-
-    /// Answers or matches one PDU from the SMSC. An error ends the session.
-    pub(super) fn on_command(
-        &mut self,
-        command: Command,
-        link: &Link,
-        state: &mut LinkState,
-    ) -> Result<(), LinkError> {
+    /// Answers one request from the SMSC (a receipt also updates its message's record).
+    fn on_request(&mut self, command: Command, link: &Link) -> Result<(), LinkError> {
         let seq = command.sequence_number();
         let reply = match command.id() {
-            CommandId::SubmitSmResp | CommandId::GenericNack => {
-                let message_id = match command.pdu() {
-                    Some(Pdu::SubmitSmResp(body)) => body.message_id().as_str(),
-                    _ => "",
-                };
-                self.on_submit_response(state, seq, command.status(), message_id);
-                None
-            }
-            CommandId::EnquireLinkResp => {
-                Self::on_enquire_link_resp(state, seq);
-                None
-            }
             CommandId::EnquireLink => Some(Command::new(
                 CommandStatus::EsmeRok,
                 seq,
                 Pdu::EnquireLinkResp,
             )),
-            // Every deliver_sm is acknowledged; a receipt also updates its message's record.
             CommandId::DeliverSm => {
                 if let Some(Pdu::DeliverSm(body)) = command.pdu() {
                     self.on_delivery(
@@ -144,10 +141,6 @@ impl Session {
                 let resp = Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp);
                 let _ = link.writer.send(resp);
                 return Err(LinkError::Unbound);
-            }
-            id if is_response(id) => {
-                debug!(session = %self.label, ?id, "unexpected response ignored");
-                None
             }
             id => {
                 debug!(session = %self.label, ?id, "unsupported request answered with generic_nack");

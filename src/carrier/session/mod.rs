@@ -304,15 +304,9 @@ impl Session {
             let resume = state.paused_until.map(tokio::time::Instant::from_std);
             tokio::select! {
                 // Read only while the answers can be queued: the writer sets the pace.
-                frame = link.reader.next(), if link.writer.has_room() => {
+                event = link::next_event(&mut link.reader), if link.writer.has_room() => {
                     state.last_read = Instant::now();
-                    let result = match frame {
-                        None => Err(LinkError::Closed),
-                        Some(Err(err)) => Err(LinkError::Read(err.to_string())),
-                        Some(Ok(Frame::Command(command))) => self.on_command(command, &link, &mut state),
-                        Some(Ok(malformed)) => self.on_malformed(&link, &mut state, malformed),
-                    };
-                    if let Err(err) = result {
+                    if let Err(err) = self.on_event(event, &link, &mut state) {
                         break SessionEnd::Lost(err);
                     }
                 }
