@@ -103,7 +103,7 @@ impl Sim {
             http_url,
             shutdown,
             running,
-            client: reqwest::Client::new(),
+            client: http_client(),
         }
     }
 
@@ -256,6 +256,17 @@ source_addr = "OTPGATE"
 }
 
 static CARRIERS: AtomicU32 = AtomicU32::new(0);
+
+/// The tests' HTTP client. Its idle connections are dropped after 5 s, before the servers'
+/// 10 s idle deadline (header_read_timeout_seconds): otherwise a request sent on a pooled
+/// connection just as the server closes it fails (seen under load, when a test waited longer
+/// than 10 s between two requests).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client")
+}
 
 /// A carrier name unique in this test process, so metric series of parallel tests do not mix.
 pub fn unique_carrier() -> String {
@@ -415,7 +426,7 @@ impl Daemon {
             carrier_name,
             clock,
             carriers: running.carriers,
-            client: reqwest::Client::new(),
+            client: http_client(),
             shutdown,
             done: running.done,
             _dir: dir,
