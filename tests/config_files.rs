@@ -91,6 +91,14 @@ fn check_config_names_the_problem_and_exits_non_zero() {
             "otp.code_length",
         ),
         (
+            shipped.replace("ttl_seconds = 300", "ttl_seconds = 900"),
+            "otp.ttl_seconds: must be at most 600 (NIST SP 800-63B",
+        ),
+        (
+            shipped.replacen("max_attempts = 5", "max_attempts = 20", 1),
+            "otp.max_attempts: must be at most 10",
+        ),
+        (
             shipped.replace(
                 "secret_file = \"dev-secret.key\"",
                 "secret_file = \"missing.key\"",

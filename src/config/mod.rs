@@ -18,6 +18,11 @@ use crate::otp::{Policy, code, mac::MIN_SECRET_BYTES};
 use crate::ratelimit::{LimitsConfig, Rate};
 use crate::template::{MessageSettings, Messages};
 
+/// The longest a code may live (NIST SP 800-63B, section 5.1.3.2).
+const MAX_CODE_TTL_SECONDS: u64 = 600;
+/// The most attempts one code may get.
+const MAX_ATTEMPTS_PER_CODE: u32 = 10;
+
 /// Why a configuration cannot be used; the text names the file and the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -851,7 +856,26 @@ impl Validator {
             ));
         }
         let ttl = Duration::from_secs(self.positive("otp.ttl_seconds", otp.ttl_seconds)?);
+        // NIST SP 800-63B 5.1.3.2 and OWASP ASVS 2.7: an out-of-band code lives at most 10
+        // minutes, and wrong guesses are limited; more than 10 attempts per code only helps a
+        // guesser.
+        if otp.ttl_seconds > MAX_CODE_TTL_SECONDS {
+            return Err(self.invalid(
+                "otp.ttl_seconds",
+                format!(
+                    "must be at most {MAX_CODE_TTL_SECONDS} (NIST SP 800-63B: an SMS code lives at most 10 minutes)"
+                ),
+            ));
+        }
         let max_attempts = self.non_zero("otp.max_attempts", otp.max_attempts)?.get();
+        if max_attempts > MAX_ATTEMPTS_PER_CODE {
+            return Err(self.invalid(
+                "otp.max_attempts",
+                format!(
+                    "must be at most {MAX_ATTEMPTS_PER_CODE} (each attempt is a guess at the code)"
+                ),
+            ));
+        }
         if otp.max_pending == 0 {
             return Err(self.invalid("otp.max_pending", "must be greater than 0"));
         }
@@ -1391,6 +1415,9 @@ source_addr = "OTPGATE"
     fn bad_values_name_their_setting() {
         let cases = [
             (minimal("code_length = 4", ""), "otp.code_length"),
+            (minimal("code_length = 11", ""), "otp.code_length"),
+            (minimal("ttl_seconds = 601", ""), "otp.ttl_seconds"),
+            (minimal("max_attempts = 11", ""), "otp.max_attempts"),
             (
                 minimal("sms_template = \"no code here\"", ""),
                 "otp.sms_template",
