@@ -38,6 +38,12 @@ fn service() -> OtpService {
         Arc::new(OsEntropy),
         Arc::new(SystemClock),
         policy(),
+        // Unlimited, so that repeated wrong guesses measure the comparison, not a lock.
+        otpgate::otp::GuessPolicy {
+            max_consecutive_failures: u32::MAX,
+            max_failures_per_day: u32::MAX,
+            ..otpgate::otp::GuessPolicy::default()
+        },
     )
 }
 

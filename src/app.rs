@@ -113,6 +113,7 @@ pub fn start(
         deps.entropy,
         clock.clone(),
         config.otp.policy,
+        config.otp.guessing,
     );
     let limits = RateLimits::new(config.limits);
     let stop = CarrierStop {

@@ -8,6 +8,8 @@ pub const OTP_ISSUED_TOTAL: &str = "otpgate_otp_issued_total";
 pub const OTP_VERIFICATIONS_TOTAL: &str = "otpgate_otp_verifications_total";
 pub const RATE_LIMITED_TOTAL: &str = "otpgate_rate_limited_total";
 pub const OTP_PENDING: &str = "otpgate_otp_pending";
+pub const OTP_LOCKOUTS_TOTAL: &str = "otpgate_otp_lockouts_total";
+pub const OTP_LOCKED_NUMBERS: &str = "otpgate_otp_locked_numbers";
 pub const SMS_SUBMITTED_TOTAL: &str = "otpgate_sms_submitted_total";
 pub const SMS_SUBMIT_DURATION_SECONDS: &str = "otpgate_sms_submit_duration_seconds";
 pub const SMS_QUEUE_DEPTH: &str = "otpgate_sms_queue_depth";
@@ -93,6 +95,14 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(OTP_ISSUED_TOTAL, "One-time codes issued.");
+    describe_counter!(
+        OTP_LOCKOUTS_TOTAL,
+        "Numbers locked for verification after too many wrong codes (consecutive or per day)."
+    );
+    describe_gauge!(
+        OTP_LOCKED_NUMBERS,
+        "Numbers whose verification is locked (at the last sweep)."
+    );
     describe_counter!(
         SIGNIN_STARTS_TOTAL,
         "SMS sign-in starts, decoys included (the count does not say which)."

@@ -19,6 +19,8 @@ pub enum Limit {
     SendPerNumber,
     VerifyPerNumber,
     GlobalSend,
+    /// Verification of one number is locked after too many wrong codes (`otp::guard`).
+    NumberLocked,
 }
 
 impl Limit {
@@ -27,6 +29,7 @@ impl Limit {
             Limit::SendPerNumber => "send_per_number",
             Limit::VerifyPerNumber => "verify_per_number",
             Limit::GlobalSend => "global_send",
+            Limit::NumberLocked => "number_locked",
         }
     }
 }

@@ -162,6 +162,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone)]
 pub struct OtpConfig {
     pub policy: Policy,
+    /// Wrong guesses per number across codes.
+    pub guessing: crate::otp::GuessPolicy,
     pub secret: Secret,
     pub max_pending: usize,
     pub sweep_interval: Duration,
@@ -378,6 +380,14 @@ struct FileOtp {
     webotp_domain: Option<String>,
     #[serde(default = "defaults::max_parts")]
     max_parts: u8,
+    #[serde(default = "defaults::max_consecutive_failures")]
+    max_consecutive_failures: u32,
+    #[serde(default = "defaults::lockout_initial_seconds")]
+    lockout_initial_seconds: u64,
+    #[serde(default = "defaults::lockout_max_seconds")]
+    lockout_max_seconds: u64,
+    #[serde(default = "defaults::max_failures_per_day")]
+    max_failures_per_day: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -545,6 +555,18 @@ mod defaults {
     }
     pub fn ttl_seconds() -> u64 {
         300
+    }
+    pub fn max_consecutive_failures() -> u32 {
+        10
+    }
+    pub fn lockout_initial_seconds() -> u64 {
+        60
+    }
+    pub fn lockout_max_seconds() -> u64 {
+        3600
+    }
+    pub fn max_failures_per_day() -> u32 {
+        50
     }
     pub fn max_attempts() -> u32 {
         5
@@ -913,12 +935,39 @@ impl Validator {
             None => self.invalid("otp.sms_template", err.to_string()),
             Some(locale) => self.invalid("otp.templates", format!("{locale}: {err}")),
         })?;
+        if !(1..=100).contains(&otp.max_consecutive_failures) {
+            return Err(self.invalid(
+                "otp.max_consecutive_failures",
+                "must be between 1 and 100 (NIST SP 800-63B 5.2.2 allows at most 100)",
+            ));
+        }
+        if !(1..=50).contains(&otp.max_failures_per_day) {
+            return Err(self.invalid(
+                "otp.max_failures_per_day",
+                "must be between 1 and 50 (two day windows meet in any 24 hours: at most 100 wrong guesses)",
+            ));
+        }
+        if otp.lockout_max_seconds < otp.lockout_initial_seconds {
+            return Err(self.invalid(
+                "otp.lockout_max_seconds",
+                "must not be below lockout_initial_seconds",
+            ));
+        }
+        let guessing = crate::otp::GuessPolicy {
+            max_consecutive_failures: otp.max_consecutive_failures,
+            lockout_initial: Duration::from_secs(
+                self.positive("otp.lockout_initial_seconds", otp.lockout_initial_seconds)?,
+            ),
+            lockout_max: Duration::from_secs(otp.lockout_max_seconds),
+            max_failures_per_day: otp.max_failures_per_day,
+        };
         Ok(OtpConfig {
             policy: Policy {
                 code_length: otp.code_length,
                 ttl,
                 max_attempts,
             },
+            guessing,
             secret: Secret(secret),
             max_pending: otp.max_pending,
             sweep_interval: Duration::from_secs(

@@ -14,6 +14,7 @@ use super::problem::ApiError;
 use crate::carrier::OutboundSms;
 use crate::otp::{Code, IssueError, Verdict};
 use crate::phone::PhoneNumber;
+use crate::ratelimit::{Limit, Refused};
 use crate::template::is_locale;
 
 #[derive(Deserialize)]
@@ -123,6 +124,12 @@ pub async fn verify(
         .check_verify(&phone)
         .map_err(ApiError::rate_limited)?;
     let verdict = state.otp.verify(&phone, &code);
+    if let Verdict::Locked { retry_after } = verdict {
+        return Err(ApiError::rate_limited(Refused {
+            limit: Limit::NumberLocked,
+            retry_after,
+        }));
+    }
     let attempts_left = match verdict {
         Verdict::Denied { attempts_left } => Some(attempts_left),
         _ => None,

@@ -1,6 +1,7 @@
 //! The OTP engine: issue a code for a number, verify an attempt, sweep what expired.
 
 pub mod code;
+pub mod guard;
 pub mod mac;
 pub mod store;
 
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use code::{Code, CodeFormatError, Entropy, EntropyError, OsEntropy};
+pub use guard::{FailureGuard, GuessPolicy, Locked};
 pub use mac::{CodeMac, WeakSecret};
 pub use store::{Challenge, ChallengeId, ChallengeStore, MemoryStore, StoreFull, Verdict};
 
@@ -52,6 +54,8 @@ struct Inner {
     entropy: Arc<dyn Entropy>,
     clock: SharedClock,
     policy: Policy,
+    /// Wrong guesses per number across codes (see `guard.rs`).
+    guard: FailureGuard,
 }
 
 impl OtpService {
@@ -61,6 +65,7 @@ impl OtpService {
         entropy: Arc<dyn Entropy>,
         clock: SharedClock,
         policy: Policy,
+        guessing: GuessPolicy,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -69,6 +74,7 @@ impl OtpService {
                 entropy,
                 clock,
                 policy,
+                guard: FailureGuard::new(guessing),
             }),
         }
     }
@@ -103,12 +109,25 @@ impl OtpService {
         let inner = &*self.inner;
         // The MAC is computed before the store's lock is taken, to keep the lock short.
         let candidate = inner.mac.tag(phone, code);
-        let verdict = inner.store.attempt(
-            phone,
-            &candidate,
-            inner.clock.now(),
-            inner.policy.max_attempts,
-        );
+        let now = inner.clock.now();
+        // A locked number is not compared at all: its pending code keeps its attempts.
+        let verdict = match inner.guard.check(phone, now) {
+            Err(Locked { retry_after }) => Verdict::Locked { retry_after },
+            Ok(()) => {
+                let verdict =
+                    inner
+                        .store
+                        .attempt(phone, &candidate, now, inner.policy.max_attempts);
+                match verdict {
+                    Verdict::Denied { .. } if inner.guard.failed(phone, now) => {
+                        metrics::counter!(m::OTP_LOCKOUTS_TOTAL).increment(1);
+                    }
+                    Verdict::Approved => inner.guard.succeeded(phone),
+                    _ => {}
+                }
+                verdict
+            }
+        };
         metrics::counter!(m::OTP_VERIFICATIONS_TOTAL, m::LABEL_RESULT => verdict.as_str())
             .increment(1);
         if matches!(verdict, Verdict::Approved | Verdict::Expired) {
@@ -128,9 +147,13 @@ impl OtpService {
         self.inner.store.replaced(phone, id)
     }
 
-    /// Drops expired challenges; returns how many.
+    /// Drops expired challenges, and failure records with nothing left to enforce; returns
+    /// how many challenges were dropped.
     pub fn sweep(&self) -> usize {
-        let removed = self.inner.store.sweep(self.inner.clock.now());
+        let now = self.inner.clock.now();
+        let removed = self.inner.store.sweep(now);
+        self.inner.guard.sweep(now);
+        metrics::gauge!(m::OTP_LOCKED_NUMBERS).set(self.inner.guard.locked(now) as f64);
         self.record_pending();
         removed
     }
@@ -176,6 +199,7 @@ mod tests {
                 ttl: Duration::from_secs(300),
                 max_attempts: 5,
             },
+            GuessPolicy::default(),
         );
         Fixture { clock, otp }
     }

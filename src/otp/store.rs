@@ -29,10 +29,16 @@ pub struct Challenge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Approved,
-    Denied { attempts_left: u32 },
+    Denied {
+        attempts_left: u32,
+    },
     Expired,
     MaxAttemptsReached,
     NotFound,
+    /// Too many wrong codes for this number lately (across codes): verification waits.
+    Locked {
+        retry_after: std::time::Duration,
+    },
 }
 
 impl Verdict {
@@ -44,6 +50,7 @@ impl Verdict {
             Verdict::Expired => "expired",
             Verdict::MaxAttemptsReached => "max_attempts_reached",
             Verdict::NotFound => "not_found",
+            Verdict::Locked { .. } => "locked",
         }
     }
 }
