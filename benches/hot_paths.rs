@@ -214,6 +214,7 @@ fn signin(c: &mut Criterion) {
         Arc::new(OsEntropy),
         Arc::new(SystemClock),
         policy(),
+        otpgate::otp::GuessPolicy::default(),
         SignInSettings {
             issuer: "https://bench.invalid".to_owned(),
             assertion_ttl: Duration::from_secs(120),

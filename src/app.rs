@@ -101,6 +101,7 @@ pub fn start(
             deps.entropy.clone(),
             deps.clock.clone(),
             config.otp.policy,
+            config.otp.guessing,
             settings.clone(),
             config.otp.max_pending,
         )),

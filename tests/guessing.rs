@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Daemon, Options, Sim, wrong_code};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 const PHONE: &str = "+31611000123";
 
@@ -126,5 +127,62 @@ async fn a_locked_number_is_refused_before_its_code_is_compared() {
     // After the minute, the pending code still has its attempts: the lock compared nothing.
     daemon.clock.advance(Duration::from_secs(60));
     assert_eq!(daemon.verify(PHONE, &fresh).await.1["status"], "approved");
+    daemon.stop().await;
+}
+
+/// Sign-in has the same budget: a new start gives fresh attempts, not fresh guesses. A decoy
+/// (a number that is not ready) locks alike, so a lock tells nothing about the number.
+#[tokio::test]
+async fn sign_in_starts_do_not_reset_the_guessing_budget_for_ready_or_unknown_numbers() {
+    let sim = Sim::start().await;
+    let mut options = Options::new(sim.smpp);
+    options.signin = true;
+    options.limits = "send_burst = 100000\nverify_burst = 100000".into();
+    options.otp_extra = "max_consecutive_failures = 6\nmax_attempts = 5".into();
+    let daemon = Daemon::start_bound(options).await;
+    daemon.create_tenant("contoso").await;
+    daemon.policy_all_users("contoso").await;
+    let user = daemon.create_user("contoso", "Adele").await;
+    daemon
+        .add_phone("contoso", &user, "+31611000456", "mobile")
+        .await;
+    assert_eq!(
+        daemon.enable_sign_in("contoso", &user).await.0,
+        StatusCode::OK
+    );
+    for (phone, ready) in [("+31611000456", true), ("+31611000457", false)] {
+        let mut refused = None;
+        let mut sent = 0;
+        // Six wrong codes over two starts (five, then one), then a lock on the seventh.
+        'starts: for _ in 0..3 {
+            let flow = daemon.start_sign_in("contoso", phone).await;
+            let guess = if ready {
+                sent += 1;
+                wrong_code(&sim.next_code_after(phone, sent - 1).await)
+            } else {
+                "000000".to_owned()
+            };
+            for _ in 0..5 {
+                let (status, body) = daemon
+                    .call(
+                        Method::POST,
+                        common::SIGNIN_KEY,
+                        "/v1/signin/sms/complete",
+                        Some(json!({ "flow": flow, "code": guess })),
+                    )
+                    .await;
+                if status == StatusCode::OK && body["status"] == "max_attempts_reached" {
+                    continue 'starts;
+                }
+                if status != StatusCode::OK || body["status"] != "denied" {
+                    refused = Some((status, body));
+                    break 'starts;
+                }
+            }
+        }
+        let (status, body) = refused.unwrap_or_else(|| panic!("{phone} was never locked"));
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{phone}: {body}");
+        assert_eq!(body["limit"], "number_locked", "{phone}: {body}");
+    }
     daemon.stop().await;
 }

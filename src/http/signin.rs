@@ -186,6 +186,15 @@ pub async fn complete(
             })
         }
         Completed::Refused {
+            verdict: Verdict::Locked { retry_after },
+            ..
+        } => {
+            return Err(ApiError::rate_limited(crate::ratelimit::Refused {
+                limit: crate::ratelimit::Limit::NumberLocked,
+                retry_after,
+            }));
+        }
+        Completed::Refused {
             verdict,
             tenant,
             user_id,

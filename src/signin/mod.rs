@@ -19,8 +19,8 @@ use crate::clock::SharedClock;
 use crate::directory::{Directory, PhoneType, ReadyEntry};
 use crate::metrics as m;
 use crate::otp::{
-    Challenge, ChallengeId, Code, CodeMac, Entropy, EntropyError, MemoryStore, Policy, StoreFull,
-    Verdict,
+    Challenge, ChallengeId, Code, CodeMac, Entropy, EntropyError, FailureGuard, GuessPolicy,
+    Locked, MemoryStore, Policy, StoreFull, Verdict,
 };
 use crate::phone::PhoneNumber;
 
@@ -120,16 +120,22 @@ struct Inner {
     entropy: Arc<dyn Entropy>,
     clock: SharedClock,
     policy: Policy,
+    /// Wrong codes per number across flows (see `otp::guard`).
+    guard: FailureGuard,
     settings: SignInSettings,
 }
 
 impl SignIn {
+    // The engine's parts, each injected by app.rs (tests and benches swap the clock, entropy
+    // and directory); a builder would only restate them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         directory: Arc<dyn Directory>,
         mac: CodeMac,
         entropy: Arc<dyn Entropy>,
         clock: SharedClock,
         policy: Policy,
+        guessing: GuessPolicy,
         settings: SignInSettings,
         capacity: usize,
     ) -> Self {
@@ -142,6 +148,7 @@ impl SignIn {
                 entropy,
                 clock,
                 policy,
+                guard: FailureGuard::new(guessing),
                 settings,
             }),
         }
@@ -268,14 +275,28 @@ impl SignIn {
             metrics::counter!(m::SIGNIN_REVOKED_TOTAL).increment(1);
             return Ok(self.refused(Verdict::NotFound, Some(&found)));
         }
+        // Wrong codes count per number across flows, decoys alike (a new start does not reset
+        // them, and a lock says nothing about whether the number is ready).
+        let now = inner.clock.now();
+        if let Err(Locked { retry_after }) = inner.guard.check(&found.key.phone, now) {
+            metrics::counter!(m::SIGNIN_COMPLETES_TOTAL, m::LABEL_RESULT => "locked").increment(1);
+            return Ok(self.refused(Verdict::Locked { retry_after }, Some(&found)));
+        }
         let id = ChallengeId(flow.to_owned());
         let verdict = inner.store.attempt_keyed(
             &found.key,
             Some(&id),
             &candidate,
-            inner.clock.now(),
+            now,
             inner.policy.max_attempts,
         );
+        match verdict {
+            Verdict::Denied { .. } if inner.guard.failed(&found.key.phone, now) => {
+                metrics::counter!(m::OTP_LOCKOUTS_TOTAL).increment(1);
+            }
+            Verdict::Approved if found.subject.is_some() => inner.guard.succeeded(&found.key.phone),
+            _ => {}
+        }
         if matches!(
             verdict,
             Verdict::Approved | Verdict::Expired | Verdict::NotFound
