@@ -47,6 +47,9 @@ pub(super) enum LinkError {
     ResponseTimeouts(u32),
     #[error("the SMSC unbound")]
     Unbound,
+    /// The writer task is gone; why is its own outcome (see `WriterTask::failed`).
+    #[error("the writer stopped")]
+    WriterGone,
 }
 
 impl LinkError {
@@ -60,6 +63,7 @@ impl LinkError {
             LinkError::EnquireLinkUnanswered => "enquire_link_unanswered",
             LinkError::ResponseTimeouts(_) => "response_timeouts",
             LinkError::Unbound => "unbound",
+            LinkError::WriterGone => "write_error",
         }
     }
 }
@@ -216,9 +220,7 @@ impl Writer {
     pub(super) fn send(&self, command: Command) -> Result<(), LinkError> {
         self.tx.try_send(command).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => LinkError::WriteStalled(self.timeout),
-            mpsc::error::TrySendError::Closed(_) => {
-                LinkError::Write(std::io::ErrorKind::BrokenPipe)
-            }
+            mpsc::error::TrySendError::Closed(_) => LinkError::WriterGone,
         })
     }
 }

@@ -331,6 +331,16 @@ impl Session {
                 _ = self.stop.abort.cancelled() => break SessionEnd::Aborted,
             }
         };
+        // A send that found the writer gone raced its report: the writer's own outcome (a
+        // stall, a write error) is the reason.
+        let end = match end {
+            SessionEnd::Lost(LinkError::WriterGone) => SessionEnd::Lost(
+                tokio::time::timeout(self.config().write_timeout, link.writer_task.failed())
+                    .await
+                    .unwrap_or(LinkError::WriterGone),
+            ),
+            end => end,
+        };
         let link_id = link.id;
         if matches!(end, SessionEnd::Lost(LinkError::Unbound)) {
             // The unbind_resp is queued: let the writer send it (bounded) before closing.
