@@ -3,7 +3,8 @@
 //! Where things are:
 //! - `phone`: E.164 parsing; the only way a number enters the core.
 //! - `otp`: code generation, MAC, challenge store, verification.
-//! - `ratelimit`: per-number and global limits.
+//! - `ratelimit`: per-number and global limits; `sms_budget`: SMS per number per day, with
+//!   growing resend intervals.
 //! - `template`: the SMS text around a code.
 //! - `carrier`: the carriers, their routes and circuit breakers, and the SMPP sessions that
 //!   deliver messages (a PDU leaves the process in `carrier::session`).
@@ -29,5 +30,6 @@ pub mod otp;
 pub mod phone;
 pub mod ratelimit;
 pub mod signin;
+pub mod sms_budget;
 pub mod template;
 pub mod webhooks;

@@ -21,6 +21,10 @@ pub enum Limit {
     GlobalSend,
     /// Verification of one number is locked after too many wrong codes (`otp::guard`).
     NumberLocked,
+    /// The number had its SMS for the day (`sms_budget`).
+    SmsPerNumberDay,
+    /// The number's next SMS must wait (growing resend interval, `sms_budget`).
+    ResendInterval,
 }
 
 impl Limit {
@@ -30,6 +34,8 @@ impl Limit {
             Limit::VerifyPerNumber => "verify_per_number",
             Limit::GlobalSend => "global_send",
             Limit::NumberLocked => "number_locked",
+            Limit::SmsPerNumberDay => "sms_per_number_day",
+            Limit::ResendInterval => "resend_interval",
         }
     }
 }
@@ -69,11 +75,13 @@ impl Rate {
 }
 
 /// The configured limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LimitsConfig {
     pub send: Rate,
     pub verify: Rate,
     pub global_sends_per_second: NonZeroU32,
+    /// SMS per number per day and the waits between them.
+    pub sms_budget: crate::sms_budget::SmsBudgetPolicy,
 }
 
 type Keyed<C> = RateLimiter<
@@ -194,6 +202,7 @@ mod tests {
                 period: Duration::from_secs(10),
             },
             global_sends_per_second: NonZeroU32::new(1000).expect("non-zero"),
+            sms_budget: crate::sms_budget::SmsBudgetPolicy::default(),
         }
     }
 

@@ -405,6 +405,10 @@ struct FileLimits {
     global_sends_per_second: u32,
     #[serde(default = "defaults::prune_interval_seconds")]
     prune_interval_seconds: u64,
+    #[serde(default = "defaults::max_sms_per_number_per_day")]
+    max_sms_per_number_per_day: u32,
+    #[serde(default = "defaults::resend_intervals_seconds")]
+    resend_intervals_seconds: Vec<u64>,
 }
 
 impl Default for FileLimits {
@@ -416,6 +420,8 @@ impl Default for FileLimits {
             verify_period_seconds: defaults::verify_period_seconds(),
             global_sends_per_second: defaults::global_sends_per_second(),
             prune_interval_seconds: defaults::prune_interval_seconds(),
+            max_sms_per_number_per_day: defaults::max_sms_per_number_per_day(),
+            resend_intervals_seconds: defaults::resend_intervals_seconds(),
         }
     }
 }
@@ -555,6 +561,12 @@ mod defaults {
     }
     pub fn ttl_seconds() -> u64 {
         300
+    }
+    pub fn max_sms_per_number_per_day() -> u32 {
+        10
+    }
+    pub fn resend_intervals_seconds() -> Vec<u64> {
+        vec![30, 60, 120, 240]
     }
     pub fn max_consecutive_failures() -> u32 {
         10
@@ -995,6 +1007,19 @@ impl Validator {
                 "limits.global_sends_per_second",
                 limits.global_sends_per_second,
             )?,
+            sms_budget: crate::sms_budget::SmsBudgetPolicy {
+                max_per_day: self
+                    .non_zero(
+                        "limits.max_sms_per_number_per_day",
+                        limits.max_sms_per_number_per_day,
+                    )?
+                    .get(),
+                intervals: limits
+                    .resend_intervals_seconds
+                    .iter()
+                    .map(|&s| Duration::from_secs(s))
+                    .collect(),
+            },
         })
     }
 

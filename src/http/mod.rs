@@ -73,9 +73,23 @@ pub struct Shared {
     pub callbacks: crate::webhooks::WebhookSettings,
     /// The daemon's clock: an SMS's deadline is on it, like its code's expiry.
     pub clock: crate::clock::SharedClock,
+    /// SMS per number per day, and the waits between them.
+    pub sms_budget: Arc<crate::sms_budget::SmsBudget>,
 }
 
 impl Shared {
+    /// Takes one SMS from `phone`'s budget (see `sms_budget`).
+    pub fn take_sms(&self, phone: &PhoneNumber) -> Result<(), ApiError> {
+        let mut bytes = [0u8; 2];
+        // A failure of the OS RNG only costs the jitter.
+        let jitter = getrandom::fill(&mut bytes)
+            .map(|()| f64::from(u16::from_le_bytes(bytes)) / f64::from(u16::MAX))
+            .unwrap_or(0.5);
+        self.sms_budget
+            .take(phone, self.clock.now(), jitter)
+            .map_err(ApiError::rate_limited)
+    }
+
     /// The number an SMS is for: valid E.164, and served by some route.
     pub fn destination(&self, raw: &str) -> Result<PhoneNumber, ApiError> {
         self.routed(PhoneNumber::parse(raw)?)

@@ -67,6 +67,7 @@ pub async fn send(
         .limits
         .check_send(&phone)
         .map_err(ApiError::rate_limited)?;
+    state.take_sms(&phone)?;
     let issued = state.otp.issue(&phone).map_err(|err| match err {
         IssueError::StoreFull(_) => {
             ApiError::Unavailable("too many codes are pending; try again later")
@@ -96,8 +97,9 @@ pub async fn send(
         unanswered_writes: 0,
     };
     if let Err(err) = state.enqueue_sms(sms, request.callback_url.as_deref()) {
-        // A code nobody will receive must not stay guessable.
+        // A code nobody will receive must not stay guessable, nor count as received.
         state.otp.revoke(&phone, &issued.id);
+        state.sms_budget.give_back(&phone);
         return Err(err);
     }
     debug!(to = %phone.masked(), id = %issued.id.0, "code issued");

@@ -84,6 +84,9 @@ pub async fn start(
         .limits
         .check_send(&phone)
         .map_err(ApiError::rate_limited)?;
+    // Every start draws on the number's SMS budget, a decoy's too: a refusal says nothing
+    // about whether the number is ready.
+    state.take_sms(&phone)?;
     let started = signin
         .start(&request.tenant, &phone, caller.name())
         .map_err(|err| match err {

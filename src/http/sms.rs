@@ -92,6 +92,8 @@ pub async fn send(
         .limits
         .check_global_send()
         .map_err(ApiError::rate_limited)?;
+    // Generic SMS draw on the same per-number budget as codes.
+    state.take_sms(&to)?;
     let id = new_id()?;
     let sms = OutboundSms {
         id: id.clone(),
@@ -102,7 +104,10 @@ pub async fn send(
         superseded: None,
         unanswered_writes: 0,
     };
-    state.enqueue_sms(sms, request.callback_url.as_deref())?;
+    if let Err(err) = state.enqueue_sms(sms, request.callback_url.as_deref()) {
+        state.sms_budget.give_back(&to);
+        return Err(err);
+    }
     debug!(to = %to.masked(), %id, parts, "SMS queued");
     Ok((
         StatusCode::ACCEPTED,

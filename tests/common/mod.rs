@@ -365,7 +365,18 @@ secret_file = "secret.key"
 {delivery_extra}
 "#,
         otp_extra = options.otp_extra,
-        limits = options.limits,
+        // Tests send many SMS to one number; the per-number SMS budget is tested on its own
+        // (tests/sms_budget.rs) and opened wide elsewhere unless a test sets it.
+        limits = if options.limits.contains("max_sms_per_number_per_day")
+            || options.limits.contains("resend_intervals_seconds")
+        {
+            options.limits.clone()
+        } else {
+            format!(
+                "{}\nmax_sms_per_number_per_day = 1000000\nresend_intervals_seconds = []",
+                options.limits
+            )
+        },
         delivery_extra = options.delivery_extra,
         shutdown = options.shutdown_timeout_seconds,
         server_extra = options.server_extra,
