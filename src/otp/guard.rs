@@ -86,13 +86,17 @@ impl FailureGuard {
     /// A wrong code for `phone` at `now`; returns whether this failure locked it.
     pub fn failed(&self, phone: &PhoneNumber, now: Instant) -> bool {
         let policy = self.policy;
-        let mut record = self.records.entry(phone.clone()).or_insert(Record {
-            consecutive: 0,
-            lockouts: 0,
-            locked_until: None,
-            day_start: now,
-            day_failures: 0,
-        });
+        // The number is cloned (an allocation) only for its first record.
+        let mut record = match self.records.get_mut(phone) {
+            Some(record) => record,
+            None => self.records.entry(phone.clone()).or_insert(Record {
+                consecutive: 0,
+                lockouts: 0,
+                locked_until: None,
+                day_start: now,
+                day_failures: 0,
+            }),
+        };
         if now.duration_since(record.day_start) >= DAY {
             record.day_start = now;
             record.day_failures = 0;
@@ -122,9 +126,12 @@ impl FailureGuard {
         }
     }
 
-    /// A right code: the number starts clean.
+    /// A right code: the number starts clean. Most numbers have no record: a read lock
+    /// finds that, and only a number with one takes the shard's write lock.
     pub fn succeeded(&self, phone: &PhoneNumber) {
-        self.records.remove(phone);
+        if self.records.contains_key(phone) {
+            self.records.remove(phone);
+        }
     }
 
     /// Forgets records with nothing left to enforce at `now`; returns how many remain.
