@@ -118,6 +118,7 @@ pub fn start(
     );
     let sms_budget = Arc::new(crate::sms_budget::SmsBudget::new(
         config.limits.sms_budget.clone(),
+        clock.clone(),
     ));
     let limits = RateLimits::new(config.limits.clone());
     let stop = CarrierStop {
@@ -160,18 +161,16 @@ pub fn start(
         body_read_timeout: config.server.body_read_timeout,
         deliveries: deliveries.clone(),
         callbacks: config.callbacks.clone(),
-        clock: clock.clone(),
+        clock,
         sms_budget: sms_budget.clone(),
     });
-    let clock_for_sweep = clock;
 
-    let budgets = (sms_budget, clock_for_sweep);
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {
         otp.sweep();
         if let Some(signin) = &signin {
             signin.sweep();
         }
-        budgets.0.sweep(budgets.1.now());
+        sms_budget.sweep();
     });
     // Forgets delivery records past their TTL and ends messages whose receipt is overdue.
     let sweeping = deliveries.clone();

@@ -71,6 +71,15 @@ impl Clock for ManualClock {
     }
 }
 
+/// A random number for jitter (reconnect backoff, resend waits): from the OS RNG; its failure
+/// only costs the jitter.
+pub fn jitter_seed() -> u32 {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes)
+        .map(|()| u32::from_le_bytes(bytes))
+        .unwrap_or(u32::MAX / 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::clock::{SharedClock, jitter_seed};
 use crate::phone::PhoneNumber;
 use crate::ratelimit::{Limit, Refused};
 
@@ -41,23 +42,30 @@ struct Entry {
     next_at: Instant,
 }
 
-/// Per-number SMS budgets, in memory.
+/// Per-number SMS budgets, in memory, on the daemon's clock.
 pub struct SmsBudget {
     entries: DashMap<PhoneNumber, Entry>,
     policy: SmsBudgetPolicy,
+    clock: SharedClock,
 }
 
 impl SmsBudget {
-    pub fn new(policy: SmsBudgetPolicy) -> Self {
+    pub fn new(policy: SmsBudgetPolicy, clock: SharedClock) -> Self {
         Self {
             entries: DashMap::new(),
             policy,
+            clock,
         }
     }
 
-    /// Takes one SMS for `phone` at `now`, or says which limit refuses it and for how long.
-    /// `jitter` (0.0 to 1.0, from the caller's RNG) stretches the next interval by up to 10 %.
-    pub fn take(&self, phone: &PhoneNumber, now: Instant, jitter: f64) -> Result<(), Refused> {
+    /// Takes one SMS for `phone` now, or says which limit refuses it and for how long.
+    pub fn take(&self, phone: &PhoneNumber) -> Result<(), Refused> {
+        let jitter = f64::from(jitter_seed()) / f64::from(u32::MAX);
+        self.take_at(phone, self.clock.now(), jitter)
+    }
+
+    /// `take` at `now`; `jitter` (0.0 to 1.0) stretches the next interval by up to 10 %.
+    fn take_at(&self, phone: &PhoneNumber, now: Instant, jitter: f64) -> Result<(), Refused> {
         let mut entry = self.entries.entry(phone.clone()).or_insert(Entry {
             window_start: now,
             sent: 0,
@@ -103,7 +111,11 @@ impl SmsBudget {
     }
 
     /// Forgets windows that ended; returns how many numbers remain.
-    pub fn sweep(&self, now: Instant) -> usize {
+    pub fn sweep(&self) -> usize {
+        self.sweep_at(self.clock.now())
+    }
+
+    fn sweep_at(&self, now: Instant) -> usize {
         self.entries
             .retain(|_, entry| now.duration_since(entry.window_start) < DAY);
         self.entries.len()
@@ -113,6 +125,8 @@ impl SmsBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SystemClock;
+    use std::sync::Arc;
 
     fn phone() -> PhoneNumber {
         PhoneNumber::parse("+31612345678").expect("valid")
@@ -120,51 +134,57 @@ mod tests {
 
     #[test]
     fn intervals_grow_and_the_day_caps() {
-        let budget = SmsBudget::new(SmsBudgetPolicy {
-            max_per_day: 4,
-            intervals: vec![Duration::from_secs(30), Duration::from_secs(60)],
-        });
+        let budget = SmsBudget::new(
+            SmsBudgetPolicy {
+                max_per_day: 4,
+                intervals: vec![Duration::from_secs(30), Duration::from_secs(60)],
+            },
+            Arc::new(SystemClock),
+        );
         let p = phone();
         let start = Instant::now();
-        assert!(budget.take(&p, start, 0.0).is_ok());
+        assert!(budget.take_at(&p, start, 0.0).is_ok());
         let refused = budget
-            .take(&p, start + Duration::from_secs(10), 0.0)
+            .take_at(&p, start + Duration::from_secs(10), 0.0)
             .unwrap_err();
         assert_eq!(refused.limit, Limit::ResendInterval);
         assert_eq!(refused.retry_after, Duration::from_secs(20));
         let mut at = start + Duration::from_secs(30);
-        assert!(budget.take(&p, at, 0.0).is_ok());
+        assert!(budget.take_at(&p, at, 0.0).is_ok());
         at += Duration::from_secs(59);
         assert!(
-            budget.take(&p, at, 0.0).is_err(),
+            budget.take_at(&p, at, 0.0).is_err(),
             "the interval grew to 60 s"
         );
         at += Duration::from_secs(1);
-        assert!(budget.take(&p, at, 0.0).is_ok());
+        assert!(budget.take_at(&p, at, 0.0).is_ok());
         at += Duration::from_secs(60);
         assert!(
-            budget.take(&p, at, 0.0).is_ok(),
+            budget.take_at(&p, at, 0.0).is_ok(),
             "the last interval repeats"
         );
         at += Duration::from_secs(60);
-        let refused = budget.take(&p, at, 0.0).unwrap_err();
+        let refused = budget.take_at(&p, at, 0.0).unwrap_err();
         assert_eq!(refused.limit, Limit::SmsPerNumberDay);
         assert_eq!(refused.retry_after, DAY - (at - start));
-        assert!(budget.take(&p, start + DAY, 0.0).is_ok(), "a new day");
+        assert!(budget.take_at(&p, start + DAY, 0.0).is_ok(), "a new day");
     }
 
     #[test]
     fn jitter_stretches_the_wait_by_at_most_a_tenth() {
-        let budget = SmsBudget::new(SmsBudgetPolicy {
-            max_per_day: 10,
-            intervals: vec![Duration::from_secs(100)],
-        });
+        let budget = SmsBudget::new(
+            SmsBudgetPolicy {
+                max_per_day: 10,
+                intervals: vec![Duration::from_secs(100)],
+            },
+            Arc::new(SystemClock),
+        );
         let p = phone();
         let start = Instant::now();
-        budget.take(&p, start, 1.0).expect("first");
-        let refused = budget.take(&p, start, 0.0).unwrap_err();
+        budget.take_at(&p, start, 1.0).expect("first");
+        let refused = budget.take_at(&p, start, 0.0).unwrap_err();
         assert_eq!(refused.retry_after, Duration::from_secs(110));
         budget.give_back(&p);
-        assert_eq!(budget.sweep(start + DAY), 0);
+        assert_eq!(budget.sweep_at(start + DAY), 0);
     }
 }

@@ -80,14 +80,7 @@ pub struct Shared {
 impl Shared {
     /// Takes one SMS from `phone`'s budget (see `sms_budget`).
     pub fn take_sms(&self, phone: &PhoneNumber) -> Result<(), ApiError> {
-        let mut bytes = [0u8; 2];
-        // A failure of the OS RNG only costs the jitter.
-        let jitter = getrandom::fill(&mut bytes)
-            .map(|()| f64::from(u16::from_le_bytes(bytes)) / f64::from(u16::MAX))
-            .unwrap_or(0.5);
-        self.sms_budget
-            .take(phone, self.clock.now(), jitter)
-            .map_err(ApiError::rate_limited)
+        self.sms_budget.take(phone).map_err(ApiError::rate_limited)
     }
 
     /// The number an SMS is for: valid E.164, and served by some route.

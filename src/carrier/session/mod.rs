@@ -166,7 +166,7 @@ impl Session {
                     warn!(session = %self.label, %err, "SMPP connect or bind failed");
                 }
             }
-            let delay = backoff.next_delay(jitter_seed());
+            let delay = backoff.next_delay(crate::clock::jitter_seed());
             if self
                 .while_waiting(tokio::time::sleep(delay))
                 .await
@@ -419,12 +419,4 @@ impl Session {
             debug!(session = %self.label, "no unbind_resp in time; closing anyway");
         }
     }
-}
-
-/// A random number for backoff jitter; a failure of the OS RNG only costs jitter.
-fn jitter_seed() -> u32 {
-    let mut bytes = [0u8; 4];
-    getrandom::fill(&mut bytes)
-        .map(|()| u32::from_le_bytes(bytes))
-        .unwrap_or(u32::MAX / 2)
 }

@@ -90,26 +90,19 @@ impl Session {
         }
         loop {
             let own = self.retry.front().map(|part| part.ordinal);
-            let part = match self.shared.take_part(link, own) {
-                Some(part) => part,
-                None => match self.retry.pop_front() {
-                    Some(part) => part,
-                    None => {
-                        let moved = !self.shared.accepting(now);
-                        if moved {
-                            self.move_elsewhere();
-                        }
-                        if let Some(part) =
-                            moved.then(|| self.shared.take_part(link, None)).flatten()
-                        {
-                            part
-                        } else {
-                            let sms = self.shared.try_take_message()?;
-                            self.expand(sms);
-                            continue;
-                        }
-                    }
-                },
+            let part = if let Some(part) = self.shared.take_part(link, own) {
+                part
+            } else if let Some(part) = self.retry.pop_front() {
+                part
+            } else {
+                // Nothing handed back could go here (with `own` None, every lane was looked
+                // at), and a move only takes lanes away: on to the queue.
+                if !self.shared.accepting(now) {
+                    self.move_elsewhere();
+                }
+                let sms = self.shared.try_take_message()?;
+                self.expand(sms);
+                continue;
             };
             if self.worth_writing(&part) {
                 return Some(part);
