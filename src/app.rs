@@ -84,6 +84,8 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
     let metrics = crate::metrics::install();
+    // The numbering plan is built here, not by the first request.
+    crate::phone::warm_up();
     let tracker = TaskTracker::new();
     let mac = CodeMac::new(config.otp.secret.expose().as_bytes())?;
     let directory: Option<Arc<dyn Directory>> = match &config.directory {
@@ -120,6 +122,11 @@ pub fn start(
         config.limits.sms_budget.clone(),
         clock.clone(),
     ));
+    let pumping = Arc::new(crate::pumping::Pumping::new(
+        config.pumping.clone(),
+        clock.clone(),
+    ));
+    let sweeping_pumping = pumping.clone();
     let limits = RateLimits::new(config.limits.clone());
     let stop = CarrierStop {
         drain: CancellationToken::new(),
@@ -163,6 +170,7 @@ pub fn start(
         callbacks: config.callbacks.clone(),
         clock,
         sms_budget: sms_budget.clone(),
+        pumping: pumping.clone(),
     });
 
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {
@@ -171,6 +179,7 @@ pub fn start(
             signin.sweep();
         }
         sms_budget.sweep();
+        sweeping_pumping.sweep();
     });
     // Forgets delivery records past their TTL and ends messages whose receipt is overdue.
     let sweeping = deliveries.clone();

@@ -71,6 +71,32 @@ impl Clock for ManualClock {
     }
 }
 
+/// The daemon's clock as governor's, so that keyed limiters run on injected time too: instants
+/// are the time since the adapter was made.
+#[derive(Clone)]
+pub struct Governed {
+    clock: SharedClock,
+    origin: Instant,
+}
+
+impl Governed {
+    pub fn new(clock: SharedClock) -> Self {
+        let origin = clock.now();
+        Self { clock, origin }
+    }
+}
+
+impl governor::clock::Clock for Governed {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.clock.now().saturating_duration_since(self.origin)
+    }
+}
+
+/// Whole days of 86,400 s: the window of the daily budgets.
+pub const DAY: Duration = Duration::from_secs(86_400);
+
 /// A random number for jitter (reconnect backoff, resend waits): from the OS RNG; its failure
 /// only costs the jitter.
 pub fn jitter_seed() -> u32 {

@@ -5,6 +5,7 @@
 //! - `otp`: code generation, MAC, challenge store, verification.
 //! - `ratelimit`: per-number and global limits; `sms_budget`: SMS per number per day, with
 //!   growing resend intervals.
+//! - `pumping`: SMS pumping and toll-fraud rules (geo permissions, numbering plan, line types).
 //! - `template`: the SMS text around a code.
 //! - `carrier`: the carriers, their routes and circuit breakers, and the SMPP sessions that
 //!   deliver messages (a PDU leaves the process in `carrier::session`).
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod notify;
 pub mod otp;
 pub mod phone;
+pub mod pumping;
 pub mod ratelimit;
 pub mod signin;
 pub mod sms_budget;

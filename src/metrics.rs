@@ -40,6 +40,11 @@ pub const SIGNIN_REVOKED_TOTAL: &str = "otpgate_signin_revoked_total";
 pub const SIGNIN_PENDING: &str = "otpgate_signin_pending";
 pub const SIGNIN_LOG_DROPPED_TOTAL: &str = "otpgate_signin_log_dropped_total";
 pub const DIRECTORY_READY_NUMBERS: &str = "otpgate_directory_ready_numbers";
+pub const DESTINATION_REFUSED_TOTAL: &str = "otpgate_destination_refused_total";
+pub const PUMPING_BREAKER_TRIPS_TOTAL: &str = "otpgate_pumping_breaker_trips_total";
+pub const PUMPING_BREAKER_LIFTS_TOTAL: &str = "otpgate_pumping_breaker_lifts_total";
+pub const PUMPING_BLOCKED_PREFIXES: &str = "otpgate_pumping_blocked_prefixes";
+pub const PUMPING_FIRST_SEEN_COUNTRIES_TOTAL: &str = "otpgate_pumping_first_seen_countries_total";
 
 pub const LABEL_RESULT: &str = "result";
 pub const LABEL_LIMIT: &str = "limit";
@@ -51,6 +56,8 @@ pub const LABEL_REASON: &str = "reason";
 pub const LABEL_WHAT: &str = "what";
 pub const LABEL_FROM: &str = "from";
 pub const LABEL_TO: &str = "to";
+pub const LABEL_RULE: &str = "rule";
+pub const LABEL_MODE: &str = "mode";
 
 /// Latency buckets in seconds, from sub-millisecond loopback to a slow carrier.
 const DURATION_BUCKETS: [f64; 12] = [
@@ -95,6 +102,26 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(OTP_ISSUED_TOTAL, "One-time codes issued.");
+    describe_counter!(
+        DESTINATION_REFUSED_TOTAL,
+        "Sends refused by a destination rule (geo, unassigned, line_type, breaker) before any carrier."
+    );
+    describe_counter!(
+        PUMPING_BREAKER_TRIPS_TOTAL,
+        "Conversion breaker trips (a prefix whose codes stopped being verified), by mode."
+    );
+    describe_counter!(
+        PUMPING_BREAKER_LIFTS_TOTAL,
+        "Conversion breaker blocks lifted by an admin."
+    );
+    describe_gauge!(
+        PUMPING_BLOCKED_PREFIXES,
+        "Prefixes with a conversion breaker trip in force (shadow trips included)."
+    );
+    describe_counter!(
+        PUMPING_FIRST_SEEN_COUNTRIES_TOTAL,
+        "Countries sent an SMS for the first time since start."
+    );
     describe_counter!(
         OTP_LOCKOUTS_TOTAL,
         "Numbers locked for verification after too many wrong codes (consecutive or per day)."

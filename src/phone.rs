@@ -1,6 +1,8 @@
 //! `PhoneNumber`: a parsed, normalised E.164 number; the only way a number enters the core.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::LazyLock;
 
 /// The fewest digits (country code included) of an E.164 number in service: +290 XXXX.
 const MIN_DIGITS: usize = 7;
@@ -32,8 +34,20 @@ pub enum PhoneError {
 }
 
 impl PhoneNumber {
-    /// Parses `+` followed by digits, with optional spaces, dashes, dots or parentheses between.
+    /// Parses `+` followed by digits, with optional spaces, dashes, dots or parentheses between,
+    /// and drops a trunk prefix written after the country code: `+31 (0)6 1234 5678`,
+    /// `+31 06 12345678` and `+44 (0)7700 900123` are `+31612345678` and `+447700900123`, so
+    /// every spelling of a number is one key for limits, budgets and codes. A leading digit is
+    /// taken for a trunk prefix only where the country's numbering plan (libphonenumber's
+    /// metadata) says so and the rest is a valid number (`+7 812…` keeps its 8).
     pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        // "(0)" marks the trunk prefix dialled at home, never part of the international number.
+        let structural = Self::structural(&raw.trim().replace("(0)", ""))?;
+        Ok(structural.without_trunk_prefix())
+    }
+
+    /// The E.164 syntax alone: `+`, 7 to 15 digits, no leading zero.
+    fn structural(raw: &str) -> Result<Self, PhoneError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(PhoneError::Empty);
@@ -72,12 +86,41 @@ impl PhoneNumber {
         Ok(Self(normalised))
     }
 
-    /// Parses a number written in any common international form, as an admin types one:
-    /// `+31 (0)6 1234 5678` and `+44 (0)7700 900123` lose their trunk prefix, then the result
-    /// must pass [`PhoneNumber::parse`]. The country code is required.
-    pub fn parse_international(raw: &str) -> Result<Self, PhoneError> {
-        // "(0)" marks the trunk prefix dialled at home, never part of the international number.
-        Self::parse(&raw.trim().replace("(0)", ""))
+    /// This number without a trunk prefix after its country code, when the numbering plan has
+    /// one and the number is valid without it. Only numbers whose national part starts with
+    /// their country's trunk prefix pay for libphonenumber's full parse.
+    fn without_trunk_prefix(self) -> Self {
+        let Some((code, national)) = calling_code_split(self.digits()) else {
+            return self;
+        };
+        let Some(prefix) = plan().trunk_prefixes.get(&code) else {
+            return self;
+        };
+        if !national.starts_with(prefix.as_str()) {
+            return self;
+        }
+        match phonenumber::parse(None, &self.0) {
+            Ok(number) if number.is_valid() => {
+                let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+                if e164.len() < self.0.len() && e164.starts_with('+') {
+                    Self(e164)
+                } else {
+                    self
+                }
+            }
+            _ => self,
+        }
+    }
+
+    /// The country calling code (`31`, `1`, `979`), when the numbering plan knows it.
+    pub fn calling_code(&self) -> Option<&str> {
+        let digits = self.digits();
+        calling_code_split(digits).map(|(code, _)| &digits[..decimal_len(code)])
+    }
+
+    /// libphonenumber's view of this number, for its validity and line type.
+    pub fn numbering(&self) -> Option<phonenumber::PhoneNumber> {
+        phonenumber::parse(None, &self.0).ok()
     }
 
     /// The way Microsoft Graph shows a phone method's number: country code, a space, the
@@ -103,6 +146,56 @@ impl PhoneNumber {
     /// A form safe for logs: country code region and last two digits kept (`+316******78`).
     pub fn masked(&self) -> Masked<'_> {
         Masked(self)
+    }
+}
+
+/// What the numbering plan says about calling codes, built once (see [`warm_up`]).
+struct Plan {
+    /// Calling code -> the trunk prefix its main country dials at home ("0", "8", "1").
+    trunk_prefixes: HashMap<u16, String>,
+    codes: HashSet<u16>,
+}
+
+fn plan() -> &'static Plan {
+    static PLAN: LazyLock<Plan> = LazyLock::new(|| {
+        let mut plan = Plan {
+            trunk_prefixes: HashMap::new(),
+            codes: HashSet::new(),
+        };
+        for metadata in phonenumber::metadata::DATABASE.iter() {
+            let code = metadata.country_code();
+            plan.codes.insert(code);
+            if let Some(prefix) = metadata.national_prefix().filter(|p| !p.is_empty())
+                && (metadata.is_main_country_for_code() || !plan.trunk_prefixes.contains_key(&code))
+            {
+                plan.trunk_prefixes.insert(code, prefix.to_owned());
+            }
+        }
+        plan
+    });
+    &PLAN
+}
+
+/// Loads libphonenumber's metadata now, so that the first request does not wait for it.
+pub fn warm_up() {
+    let _ = plan();
+    let _ = phonenumber::parse(None, "+31612345678").map(|number| number.is_valid());
+}
+
+/// `digits` split after its calling code; E.164 calling codes are prefix-free, 1 to 3 digits.
+fn calling_code_split(digits: &str) -> Option<(u16, &str)> {
+    let codes = &plan().codes;
+    (1..=3.min(digits.len())).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        codes.contains(&code).then(|| (code, &digits[len..]))
+    })
+}
+
+fn decimal_len(code: u16) -> usize {
+    match code {
+        0..=9 => 1,
+        10..=99 => 2,
+        _ => 3,
     }
 }
 
@@ -180,19 +273,66 @@ mod tests {
 
     #[test]
     fn international_forms_drop_the_trunk_prefix_and_show_as_graph_does() {
-        for raw in ["+31 (0)6 1234 5678", "+31 6 12345678", "+31612345678"] {
-            let number = PhoneNumber::parse_international(raw).expect("valid");
+        for raw in [
+            "+31 (0)6 1234 5678",
+            "+31 06 12345678",
+            "+310612345678",
+            "+31 6 12345678",
+            "+31612345678",
+        ] {
+            let number = PhoneNumber::parse(raw).expect("valid");
             assert_eq!(number.as_str(), "+31612345678", "{raw}");
             assert_eq!(number.graph_form(), "+31 612345678");
         }
-        let uk = PhoneNumber::parse_international("+44 (0)7700 900123").expect("valid");
+        let uk = PhoneNumber::parse("+44 (0)7700 900123").expect("valid");
         assert_eq!(uk.as_str(), "+447700900123");
         assert_eq!(uk.graph_form(), "+44 7700900123");
-        let us = PhoneNumber::parse_international("+1 (425) 555-0100").expect("valid");
+        let uk = PhoneNumber::parse("+44 07911 123456").expect("valid");
+        assert_eq!(uk.as_str(), "+447911123456");
+        let us = PhoneNumber::parse("+1 (425) 555-0100").expect("valid");
         assert_eq!(us.graph_form(), "+1 4255550100");
         assert_eq!(
-            PhoneNumber::parse_international("06 1234 5678"),
+            PhoneNumber::parse("06 1234 5678"),
             Err(PhoneError::NoCountryCode)
+        );
+    }
+
+    #[test]
+    fn a_leading_digit_is_a_trunk_prefix_only_where_the_plan_says_so() {
+        // Russia's trunk prefix is 8, and +7 812 is St Petersburg: the 8 stays.
+        let spb = PhoneNumber::parse("+7 812 123 45 67").expect("valid");
+        assert_eq!(spb.as_str(), "+78121234567");
+        // Italy keeps its leading 0 internationally (Rome +39 06...).
+        let rome = PhoneNumber::parse("+39 06 1234 5678").expect("valid");
+        assert_eq!(rome.as_str(), "+390612345678");
+        // A 0 that would leave an invalid number is not a trunk prefix either.
+        assert_eq!(
+            PhoneNumber::parse("+31 01").map(|n| n.as_str().to_owned()),
+            Err(PhoneError::TooShort(4))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+31612345678")
+                .expect("valid")
+                .calling_code(),
+            Some("31")
+        );
+        assert_eq!(
+            PhoneNumber::parse("+14255550100")
+                .expect("valid")
+                .calling_code(),
+            Some("1")
+        );
+        assert_eq!(
+            PhoneNumber::parse("+97912345678")
+                .expect("valid")
+                .calling_code(),
+            Some("979")
+        );
+        assert_eq!(
+            PhoneNumber::parse("+99912345678")
+                .expect("valid")
+                .calling_code(),
+            None
         );
     }
 

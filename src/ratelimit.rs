@@ -25,6 +25,10 @@ pub enum Limit {
     SmsPerNumberDay,
     /// The number's next SMS must wait (growing resend interval, `sms_budget`).
     ResendInterval,
+    /// Too many SMS to one prefix (`pumping::velocity`).
+    PrefixVelocity,
+    /// The country had its SMS for the day (`pumping::velocity`).
+    CountryDaily,
 }
 
 impl Limit {
@@ -36,6 +40,8 @@ impl Limit {
             Limit::NumberLocked => "number_locked",
             Limit::SmsPerNumberDay => "sms_per_number_day",
             Limit::ResendInterval => "resend_interval",
+            Limit::PrefixVelocity => "prefix_velocity",
+            Limit::CountryDaily => "country_daily",
         }
     }
 }
@@ -60,7 +66,7 @@ impl Refused {
 }
 
 /// Burst, then one more per `period`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     pub burst: NonZeroU32,
     pub period: Duration,

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::clock::{SharedClock, jitter_seed};
+use crate::clock::{DAY, SharedClock, jitter_seed};
 use crate::phone::PhoneNumber;
 use crate::ratelimit::{Limit, Refused};
-
-const DAY: Duration = Duration::from_secs(86_400);
 
 /// The budget's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

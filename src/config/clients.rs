@@ -25,6 +25,9 @@ pub enum Scope {
     DirectoryWrite,
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Operator actions on the daemon itself (the conversion breaker's blocks).
+    #[serde(rename = "admin")]
+    Admin,
 }
 
 impl Scope {
@@ -37,6 +40,7 @@ impl Scope {
             Scope::DirectoryRead => "directory:read",
             Scope::DirectoryWrite => "directory:write",
             Scope::AuditRead => "audit:read",
+            Scope::Admin => "admin",
         }
     }
 

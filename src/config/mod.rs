@@ -1,8 +1,11 @@
 //! Configuration: the TOML file model (serde, unknown fields refused) and the validated `Config`.
 //! Sections with files of their own: `clients` (`[api]`), `signin` (`[directory]`, `[signin]`,
-//! `[admin]`).
+//! `[admin]`), `destinations` (`[destinations]`), `pumping` (`[pumping]`). The newer ones parse with `TryFrom` into types
+//! that cannot be invalid and fail with a [`SettingError`].
 
 pub mod clients;
+mod destinations;
+mod pumping;
 pub mod signin;
 
 use std::borrow::Cow;
@@ -42,6 +45,22 @@ pub enum ConfigError {
         setting: Cow<'static, str>,
         message: String,
     },
+}
+
+/// A section's setting that cannot be used, before the file's path is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub setting: Cow<'static, str>,
+    pub message: String,
+}
+
+impl SettingError {
+    pub fn new(setting: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// A secret value whose Debug output never shows it.
@@ -85,6 +104,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub delivery: DeliveryConfig,
     pub callbacks: crate::webhooks::WebhookSettings,
+    /// `[destinations]` and `[pumping]`.
+    pub pumping: crate::pumping::PumpingPolicy,
 }
 
 /// Destinations starting with `prefix` may go to `carrier`. The longest matching prefix wins;
@@ -270,6 +291,8 @@ struct FileConfig {
     delivery: FileDelivery,
     #[serde(default)]
     callbacks: FileCallbacks,
+    destinations: Option<destinations::FileDestinations>,
+    pumping: Option<pumping::FilePumping>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -757,6 +780,26 @@ impl Validator {
             .map_err(|_| self.invalid(setting, format!("environment variable {name} is not set")))
     }
 
+    fn pumping(
+        &self,
+        destinations: Option<destinations::FileDestinations>,
+        pumping: Option<pumping::FilePumping>,
+    ) -> Result<crate::pumping::PumpingPolicy, ConfigError> {
+        let mut policy = crate::pumping::PumpingPolicy::default();
+        if let Some(section) = destinations {
+            policy.destinations = section.try_into().map_err(|err| self.placed(err))?;
+        }
+        match pumping {
+            Some(section) => section.into_policy(policy).map_err(|err| self.placed(err)),
+            None => Ok(policy),
+        }
+    }
+
+    /// A section's error, placed in this file.
+    fn placed(&self, err: SettingError) -> ConfigError {
+        self.invalid(err.setting, err.message)
+    }
+
     fn positive(&self, setting: &'static str, value: u64) -> Result<u64, ConfigError> {
         if value == 0 {
             Err(self.invalid(setting, "must be greater than 0"))
@@ -799,6 +842,7 @@ impl Validator {
                 queue_capacity: file.callbacks.queue_capacity.max(1),
                 allowed_hosts: file.callbacks.allowed_hosts,
             },
+            pumping: self.pumping(file.destinations, file.pumping)?,
         })
     }
 
@@ -1558,6 +1602,41 @@ source_addr = "OTPGATE"
             (
                 minimal("", "").replace("keys = [\"test-key-123\"]", "keys = []"),
                 "api.clients",
+            ),
+            (
+                format!("{}\n[destinations]\ndeny = [\"44\"]", minimal("", "")),
+                "destinations.deny",
+            ),
+            (
+                format!("{}\n[destinations]\nsafe = [\"+3a\"]", minimal("", "")),
+                "destinations.safe",
+            ),
+            (
+                format!(
+                    "{}\n[destinations]\nrefuse_line_types = [\"mobile\"]",
+                    minimal("", "")
+                ),
+                "destinations.refuse_line_types",
+            ),
+            (
+                format!("{}\n[pumping]\nprefix_burst = 0", minimal("", "")),
+                "pumping.prefix_burst",
+            ),
+            (
+                format!("{}\n[pumping]\nprefix_digits = 13", minimal("", "")),
+                "pumping.prefix_digits",
+            ),
+            (
+                format!("{}\n[pumping.country_daily]\nUK = 5", minimal("", "")),
+                "pumping.country_daily",
+            ),
+            (
+                format!("{}\n[pumping.breaker]\nmin_conversion = 1.5", minimal("", "")),
+                "pumping.breaker.min_conversion",
+            ),
+            (
+                format!("{}\n[pumping.breaker]\nmin_sent = 0", minimal("", "")),
+                "pumping.breaker.min_sent",
             ),
         ];
         for (text, setting) in cases {

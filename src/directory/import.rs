@@ -168,7 +168,7 @@ fn parse_row(
         "" => None,
         raw => Some((
             kind,
-            PhoneNumber::parse_international(raw).map_err(|err| format!("phoneNumber: {err}"))?,
+            PhoneNumber::parse(raw).map_err(|err| format!("phoneNumber: {err}"))?,
         )),
     };
     let sign_in = match sign_in.to_ascii_lowercase().as_str() {

@@ -170,7 +170,7 @@ pub async fn list_users(
     let top = top(&params)?;
     let phone = params
         .get("phone")
-        .map(|raw| PhoneNumber::parse_international(raw))
+        .map(|raw| PhoneNumber::parse(raw))
         .transpose()?;
     let upn = params.get("userPrincipalName").cloned();
     let query = UserQuery {
@@ -366,7 +366,7 @@ pub async fn add_method(
     ApiJson(body): ApiJson<NewPhoneMethod>,
 ) -> Answer {
     let dir = in_tenant(&state, &caller, &tid)?;
-    let number = PhoneNumber::parse_international(&body.phone_number)?;
+    let number = PhoneNumber::parse(&body.phone_number)?;
     created(
         dir.add_phone_method(&actor(&caller), &tid, &uid, body.phone_type, number)
             .await?,
@@ -396,7 +396,7 @@ pub async fn update_method(
             "phoneType cannot change; delete the method and add another".to_owned(),
         ));
     }
-    let number = PhoneNumber::parse_international(&body.phone_number)?;
+    let number = PhoneNumber::parse(&body.phone_number)?;
     ok(dir
         .update_phone_method(&actor(&caller), &tid, &uid, kind, number)
         .await?)

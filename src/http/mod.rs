@@ -6,6 +6,7 @@ pub mod extract;
 pub mod ops;
 pub mod otp;
 pub mod problem;
+pub mod pumping;
 pub mod serve;
 pub mod signin;
 pub mod sms;
@@ -75,6 +76,8 @@ pub struct Shared {
     pub clock: crate::clock::SharedClock,
     /// SMS per number per day, and the waits between them.
     pub sms_budget: Arc<crate::sms_budget::SmsBudget>,
+    /// Pumping and toll-fraud rules: destinations, velocity, the conversion breaker.
+    pub pumping: Arc<crate::pumping::Pumping>,
 }
 
 impl Shared {
@@ -83,9 +86,19 @@ impl Shared {
         self.sms_budget.take(phone).map_err(ApiError::rate_limited)
     }
 
-    /// The number an SMS is for: valid E.164, and served by some route.
+    /// The number an SMS is for: valid E.164, permitted by the destination rules, and served
+    /// by some route.
     pub fn destination(&self, raw: &str) -> Result<PhoneNumber, ApiError> {
-        self.routed(PhoneNumber::parse(raw)?)
+        let phone = PhoneNumber::parse(raw)?;
+        self.pumping.permitted(&phone)?;
+        self.routed(phone)
+    }
+
+    /// Takes one SMS to `phone` from the pumping limits (breaker, prefix, country) and from its
+    /// number's budget; call after the cheaper per-number limits.
+    pub fn admit_sms(&self, phone: &PhoneNumber) -> Result<(), ApiError> {
+        self.pumping.admit(phone)?;
+        self.take_sms(phone)
     }
 
     /// `phone`, if some route serves it.
@@ -188,6 +201,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/signin/sms/complete"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/v1/pumping/blocks"),
+    ("DELETE", "/v1/pumping/blocks/{prefix}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -218,6 +233,7 @@ pub fn router(state: AppState, metrics_route: bool) -> Router {
         .merge(guarded(otp_send, &state, Need::Scope(Scope::OtpSend)))
         .merge(guarded(otp_verify, &state, Need::Scope(Scope::OtpVerify)))
         .merge(guarded(generic_sms, &state, Need::Scope(Scope::SmsSend)))
+        .merge(guarded(pumping_routes(), &state, Need::Scope(Scope::Admin)))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz));
     if state.directory.is_some() {
@@ -301,6 +317,15 @@ fn directory_routes() -> Router<AppState> {
             post(d::disable_sign_in),
         )
         .route(SMS_POLICY, get(d::get_policy).patch(d::update_policy))
+}
+
+fn pumping_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/pumping/blocks", get(pumping::blocks))
+        .route(
+            "/v1/pumping/blocks/{prefix}",
+            axum::routing::delete(pumping::lift),
+        )
 }
 
 fn audit_routes() -> Router<AppState> {

@@ -67,7 +67,7 @@ pub async fn send(
         .limits
         .check_send(&phone)
         .map_err(ApiError::rate_limited)?;
-    state.take_sms(&phone)?;
+    state.admit_sms(&phone)?;
     let issued = state.otp.issue(&phone).map_err(|err| match err {
         IssueError::StoreFull(_) => {
             ApiError::Unavailable("too many codes are pending; try again later")
@@ -102,6 +102,7 @@ pub async fn send(
         state.sms_budget.give_back(&phone);
         return Err(err);
     }
+    state.pumping.queued(&phone, true);
     debug!(to = %phone.masked(), id = %issued.id.0, "code issued");
     Ok((
         StatusCode::ACCEPTED,
@@ -131,6 +132,9 @@ pub async fn verify(
             limit: Limit::NumberLocked,
             retry_after,
         }));
+    }
+    if verdict == Verdict::Approved {
+        state.pumping.verified(&phone);
     }
     let attempts_left = match verdict {
         Verdict::Denied { attempts_left } => Some(attempts_left),

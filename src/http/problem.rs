@@ -10,6 +10,7 @@ use crate::directory::{DirectoryError, UserRef};
 use crate::metrics as m;
 use crate::otp::CodeFormatError;
 use crate::phone::PhoneError;
+use crate::pumping::DestinationRefused;
 use crate::ratelimit::Refused;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -50,6 +51,12 @@ pub enum ApiError {
     InvalidPhone(#[from] PhoneError),
     #[error(transparent)]
     InvalidCode(#[from] CodeFormatError),
+    /// A number the destination rules refuse (`[destinations]`).
+    #[error(transparent)]
+    Destination(#[from] crate::pumping::DestinationRefused),
+    /// The conversion breaker blocks the number's prefix (`[pumping.breaker]`).
+    #[error("SMS to this destination are paused; retry after {} s", retry_secs(*.0))]
+    DestinationBlocked(std::time::Duration),
     /// A valid number that no configured route serves (`[[routes]]` without a catch-all).
     #[error("no route sends SMS to this number")]
     NoRoute,
@@ -178,6 +185,28 @@ impl ApiError {
                 "invalid-text",
                 "Invalid message text",
             ),
+            ApiError::Destination(refused) => match refused {
+                DestinationRefused::NotPermitted => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "destination-not-permitted",
+                    "Destination not permitted",
+                ),
+                DestinationRefused::Unassigned => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid-phone",
+                    "Invalid phone number",
+                ),
+                DestinationRefused::LineType(_) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "line-type-not-permitted",
+                    "Line type not permitted",
+                ),
+            },
+            ApiError::DestinationBlocked(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "destination-blocked",
+                "Destination blocked",
+            ),
             ApiError::NoRoute => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "no-route",
@@ -206,6 +235,22 @@ impl ApiError {
                 "internal",
                 "Internal error",
             ),
+        }
+    }
+}
+
+/// Whole seconds, rounded up, at least 1.
+fn retry_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+impl From<crate::pumping::PumpingRefused> for ApiError {
+    fn from(refused: crate::pumping::PumpingRefused) -> Self {
+        use crate::pumping::PumpingRefused as P;
+        match refused {
+            P::Destination(refused) => ApiError::Destination(refused),
+            P::Limited(refused) => ApiError::rate_limited(refused),
+            P::Blocked(remaining) => ApiError::DestinationBlocked(remaining),
         }
     }
 }
@@ -245,6 +290,12 @@ impl IntoResponse for ApiError {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(refused.retry_after_secs()),
+                );
+            }
+            ApiError::DestinationBlocked(remaining) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_secs(*remaining)),
                 );
             }
             ApiError::Unauthorized => {

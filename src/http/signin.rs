@@ -77,7 +77,8 @@ pub async fn start(
     // Only the shape: an unknown tenant of the right shape gets a decoy like any number.
     crate::directory::check_tenant_id(&request.tenant).map_err(ApiError::from)?;
     caller.tenant(&request.tenant)?;
-    let phone = state.routed(PhoneNumber::parse_international(&request.phone)?)?;
+    // The destination rules refuse alike whether or not the number is registered.
+    let phone = state.destination(&request.phone)?;
     // Refusals are counted in otpgate_rate_limited_total, not logged one by one: a flood
     // would fill the log.
     state
@@ -86,7 +87,7 @@ pub async fn start(
         .map_err(ApiError::rate_limited)?;
     // Every start draws on the number's SMS budget, a decoy's too: a refusal says nothing
     // about whether the number is ready.
-    state.take_sms(&phone)?;
+    state.admit_sms(&phone)?;
     let started = signin
         .start(&request.tenant, &phone, caller.name())
         .map_err(|err| match err {
@@ -117,7 +118,10 @@ pub async fn start(
                 unanswered_writes: 0,
             };
             match state.enqueue_sms(sms, None) {
-                Ok(()) => "codeSent",
+                Ok(()) => {
+                    state.pumping.queued(&phone, true);
+                    "codeSent"
+                }
                 Err(err) => {
                     // Answered like any start, and the flow goes on like a decoy (no
                     // enumeration); it cannot complete.
@@ -171,6 +175,7 @@ pub async fn complete(
             expires_in,
             phone,
         } => {
+            state.pumping.verified(&phone);
             signin.directory().record_sign_in(event(
                 "complete",
                 tenant,

@@ -93,7 +93,7 @@ pub async fn send(
         .check_global_send()
         .map_err(ApiError::rate_limited)?;
     // Generic SMS draw on the same per-number budget as codes.
-    state.take_sms(&to)?;
+    state.admit_sms(&to)?;
     let id = new_id()?;
     let sms = OutboundSms {
         id: id.clone(),
@@ -108,6 +108,7 @@ pub async fn send(
         state.sms_budget.give_back(&to);
         return Err(err);
     }
+    state.pumping.queued(&to, false);
     debug!(to = %to.masked(), %id, parts, "SMS queued");
     Ok((
         StatusCode::ACCEPTED,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::clock::DAY;
 use crate::phone::PhoneNumber;
 
 /// How many wrong guesses a number gets.
@@ -37,8 +38,6 @@ impl Default for GuessPolicy {
         }
     }
 }
-
-const DAY: Duration = Duration::from_secs(86_400);
 
 /// A number's verification is locked for this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,6 +35,8 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123";
 pub const READER_KEY: &str = "test-reader-key-0123";
 /// Directory keys bound to tenant "bound" (client "bound-admin").
 pub const BOUND_KEY: &str = "test-bound-key-0123";
+/// A client with the `admin` scope (the conversion breaker's blocks).
+pub const OPERATOR_KEY: &str = "test-operator-key-0123";
 /// Upper bound for anything a test waits on; reached only when the behaviour is broken.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -210,6 +212,8 @@ pub struct Options {
     pub signin_extra: String,
     /// Where the daemon's wall clock starts (None: now).
     pub wall_clock: Option<std::time::SystemTime>,
+    /// Whole sections (`[destinations]`, ...) appended to the config.
+    pub sections: String,
 }
 
 impl Options {
@@ -228,6 +232,7 @@ impl Options {
             directory_path: None,
             signin_extra: String::new(),
             wall_clock: None,
+            sections: String::new(),
         }
     }
 }
@@ -336,6 +341,7 @@ console = true
         client("other-frontend", OTHER_SIGNIN_KEY, r#""signin""#, ""),
         client("admin", ADMIN_KEY, directory_scopes, ""),
         client("reader", READER_KEY, r#""directory:read""#, ""),
+        client("operator", OPERATOR_KEY, r#""admin""#, ""),
         client(
             "bound-admin",
             BOUND_KEY,
@@ -363,7 +369,25 @@ secret_file = "secret.key"
 {carriers}
 [delivery]
 {delivery_extra}
+{sections}
 "#,
+        // Tests use made-up numbers (+1 425-123-4567) and send thousands of codes nobody
+        // verifies: the numbering plan, prefix velocity and the conversion breaker are tested
+        // on their own (tests/destinations.rs, tests/pumping.rs) and relaxed elsewhere unless a
+        // test configures them.
+        sections = {
+            let mut sections = options.sections.clone();
+            if !sections.contains("[destinations]") {
+                sections.push_str("\n[destinations]\nnumbering_plan = \"structural\"\n");
+            }
+            if !sections.contains("[pumping") {
+                sections.push_str(
+                    "\n[pumping]\nprefix_burst = 1000000\ncountry_daily_default = 100000000\n\
+                     [pumping.breaker]\nmode = \"off\"\n",
+                );
+            }
+            sections
+        },
         otp_extra = options.otp_extra,
         // Tests send many SMS to one number; the per-number SMS budget is tested on its own
         // (tests/sms_budget.rs) and opened wide elsewhere unless a test sets it.
