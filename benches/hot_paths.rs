@@ -97,7 +97,7 @@ fn limits(c: &mut Criterion) {
         "/config/otpgate.toml"
     )))
     .expect("shipped config");
-    let mut lenient = config.limits;
+    let mut lenient = config.limits.clone();
     lenient.global_sends_per_second = std::num::NonZeroU32::MAX;
     let limits = RateLimits::new(lenient);
     let phones = numbers(100_000);
@@ -108,6 +108,33 @@ fn limits(c: &mut Criterion) {
         b.iter(|| {
             next = (next + 1) % phones.len();
             limits.check_send(&phones[next])
+        })
+    });
+    group.finish();
+
+    // The pumping rules a send passes, with the shipped config's policy (velocity opened wide,
+    // so that repeated sends measure the checks, not refusals).
+    let mut policy = config.pumping;
+    policy.velocity.prefix.burst = std::num::NonZeroU32::MAX;
+    policy.velocity.default_country_daily = u32::MAX;
+    let pumping = otpgate::pumping::Pumping::new(policy, Arc::new(SystemClock));
+    let mut group = c.benchmark_group("pumping");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("phone_parse_trunk_prefix", |b| {
+        b.iter(|| PhoneNumber::parse(black_box("+31 (0)6 1234 5678")))
+    });
+    group.bench_function("destination_permitted", |b| {
+        b.iter(|| {
+            next = (next + 1) % phones.len();
+            pumping.permitted(&phones[next])
+        })
+    });
+    group.bench_function("admit_and_queued", |b| {
+        b.iter(|| {
+            next = (next + 1) % phones.len();
+            let admitted = pumping.admit(&phones[next]);
+            pumping.queued(&phones[next], true);
+            admitted
         })
     });
     group.finish();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use smpp_wire::receipt::{MessageIds, Receipt, ReceiptState};
 
 use crate::metrics as m;
-use crate::webhooks::{Notification, Webhooks};
+use crate::webhooks::{Callback, Notification, Webhooks};
 
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub struct Delivery {
     /// Whether that carrier was asked for receipts; without them, acceptance is final.
     receipts_expected: bool,
     /// Where state changes are POSTed, if the caller asked.
-    pub callback: Option<Arc<str>>,
+    pub callback: Option<Arc<Callback>>,
     /// Notifications sent so far; each carries the next number, so a receiver can drop one
     /// that a retry delivered after a newer one.
     notifications: u32,
@@ -290,12 +290,16 @@ impl DeliveryTracker {
             return;
         };
         for Change { id, record } in changes {
-            let Some(url) = record.callback.clone() else {
+            let Some(callback) = record.callback.clone() else {
                 continue;
             };
             let mut body = record.view(&id);
             body["sequence"] = record.notifications.into();
-            webhooks.notify(Notification { url, body });
+            webhooks.notify(Notification {
+                callback,
+                id: format!("{id}-{}", record.notifications),
+                body,
+            });
         }
     }
 
@@ -312,7 +316,7 @@ impl DeliveryTracker {
     }
 
     /// A new message for `id` is queued; its state changes go to `callback`.
-    pub fn queued_with_callback(&self, id: &str, callback: Option<&str>) {
+    pub fn queued_with_callback(&self, id: &str, callback: Option<Callback>) {
         let mut inner = self.lock();
         while inner.records.len() >= self.max_records {
             let Some((_, oldest)) = inner.order.pop_front() else {
@@ -333,7 +337,7 @@ impl DeliveryTracker {
             receipt_scope: None,
             // Until a carrier takes it (and says, in `assigned`).
             receipts_expected: true,
-            callback: callback.map(Arc::from),
+            callback: callback.map(Arc::new),
             notifications: 0,
             part_ids: Vec::new(),
             accepted: vec![false],

@@ -146,6 +146,15 @@ async fn bad_sms_requests_are_refused_precisely() {
             "invalid-sender",
         ),
         (json!({ "to": "0612345678", "text": "hi" }), "invalid-phone"),
+        // A valid sender the client was not given (its senders are ["Contoso"]).
+        (
+            json!({ "to": "+31612345678", "text": "hi", "from": "MyBank" }),
+            "sender-not-allowed",
+        ),
+        (
+            json!({ "to": "+31612345678", "text": "hi", "callback_url": "http://169.254.169.254/" }),
+            "invalid-callback",
+        ),
         (
             json!({ "to": "+31612345678", "text": "hi", "callback_url": "not a url" }),
             "invalid-callback",
@@ -158,7 +167,12 @@ async fn bad_sms_requests_are_refused_precisely() {
     for (body, problem) in cases {
         let (status, answer) = daemon.post_with(SMS_KEY, "/v1/sms", body.clone()).await;
         // (More than 255 parts cannot fit the 16 KiB body limit; the splitter's tests cover it.)
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let expected = if problem == "sender-not-allowed" {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(status, expected, "{body}");
         assert_eq!(
             answer["type"],
             format!("urn:otpgate:problem:{problem}"),

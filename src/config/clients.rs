@@ -72,6 +72,11 @@ pub struct ApiClient {
     pub scopes: Scopes,
     /// `None`: every tenant.
     pub tenants: Option<Vec<String>>,
+    /// Signs this client's callbacks (`webhook_secret_file` / `webhook_secret_env`).
+    pub webhook_secret: Option<std::sync::Arc<crate::webhooks::WebhookSecret>>,
+    /// The `from` values this client may send `/v1/sms` with; empty: none (the carrier's
+    /// `source_addr` is used). Compared case-insensitively.
+    pub senders: Vec<String>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -85,6 +90,10 @@ impl std::fmt::Debug for ApiClient {
 }
 
 impl ApiClient {
+    pub fn may_send_from(&self, from: &str) -> bool {
+        self.senders.iter().any(|s| s.eq_ignore_ascii_case(from))
+    }
+
     pub fn may_touch(&self, tenant: &str) -> bool {
         self.tenants
             .as_ref()
@@ -101,6 +110,9 @@ pub(super) struct FileApi {
     /// Keys for the generic SMS routes (/v1/sms); OTP keys cannot send arbitrary text.
     #[serde(default)]
     sms_keys: Vec<String>,
+    /// The senders (`from`) the `sms_keys` clients may use.
+    #[serde(default)]
+    sms_senders: Vec<String>,
     #[serde(default)]
     clients: Vec<FileClient>,
 }
@@ -114,6 +126,10 @@ struct FileClient {
     key_env: Option<String>,
     scopes: Vec<Scope>,
     tenants: Option<Vec<String>>,
+    webhook_secret_file: Option<PathBuf>,
+    webhook_secret_env: Option<String>,
+    #[serde(default)]
+    senders: Vec<String>,
 }
 
 /// The SHA-256 of `key`, as `otpgate hash-key` prints it and `key_sha256` takes it.
@@ -159,6 +175,8 @@ impl Validator {
                 key_sha256: key_sha256(key),
                 scopes: Scopes::of(&[Scope::OtpSend, Scope::OtpVerify]),
                 tenants: None,
+                webhook_secret: None,
+                senders: Vec::new(),
             });
         }
         for (n, key) in api.sms_keys.iter().enumerate() {
@@ -167,6 +185,8 @@ impl Validator {
                 key_sha256: key_sha256(key),
                 scopes: Scopes::of(&[Scope::SmsSend]),
                 tenants: None,
+                webhook_secret: None,
+                senders: api.sms_senders.clone(),
             });
         }
         for (n, client) in api.clients.into_iter().enumerate() {
@@ -211,11 +231,18 @@ impl Validator {
             if client.scopes.is_empty() {
                 return Err(self.invalid(format!("{setting}.scopes"), "name at least one scope"));
             }
+            let webhook_secret = self.webhook_secret(
+                &setting,
+                client.webhook_secret_file.as_deref(),
+                client.webhook_secret_env.as_deref(),
+            )?;
             clients.push(ApiClient {
                 name,
                 key_sha256: digest,
                 scopes: Scopes::of(&client.scopes),
                 tenants: client.tenants,
+                webhook_secret,
+                senders: client.senders,
             });
         }
         if clients.is_empty() {
@@ -225,6 +252,29 @@ impl Validator {
             ));
         }
         Ok(clients)
+    }
+
+    /// A webhook secret from a file or an environment variable, at most one of them.
+    pub(super) fn webhook_secret(
+        &self,
+        section: &str,
+        file: Option<&std::path::Path>,
+        env: Option<&str>,
+    ) -> Result<Option<std::sync::Arc<crate::webhooks::WebhookSecret>>, ConfigError> {
+        let text = match (file, env) {
+            (None, None) => return Ok(None),
+            (Some(path), None) => self.read("webhook_secret_file", path)?,
+            (None, Some(var)) => self.env("webhook_secret_env", var)?,
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    format!("{section}.webhook_secret_file"),
+                    "give at most one of the file and the environment variable",
+                ));
+            }
+        };
+        crate::webhooks::WebhookSecret::parse(&text)
+            .map(|secret| Some(std::sync::Arc::new(secret)))
+            .map_err(|err| self.invalid(format!("{section}.webhook_secret"), err.to_string()))
     }
 }
 

@@ -306,6 +306,10 @@ struct FileCallbacks {
     queue_capacity: usize,
     #[serde(default)]
     allowed_hosts: Vec<String>,
+    #[serde(default)]
+    private_hosts: Vec<String>,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
 }
 
 impl Default for FileCallbacks {
@@ -315,6 +319,9 @@ impl Default for FileCallbacks {
             max_attempts: defaults::callback_max_attempts(),
             queue_capacity: defaults::callback_queue_capacity(),
             allowed_hosts: Vec::new(),
+            private_hosts: Vec::new(),
+            secret_file: None,
+            secret_env: None,
         }
     }
 }
@@ -841,6 +848,12 @@ impl Validator {
                     .get(),
                 queue_capacity: file.callbacks.queue_capacity.max(1),
                 allowed_hosts: file.callbacks.allowed_hosts,
+                private_hosts: crate::webhooks::PrivateHosts::new(&file.callbacks.private_hosts),
+                default_secret: self.webhook_secret(
+                    "callbacks",
+                    file.callbacks.secret_file.as_deref(),
+                    file.callbacks.secret_env.as_deref(),
+                )?,
             },
             pumping: self.pumping(file.destinations, file.pumping)?,
         })
@@ -1631,7 +1644,10 @@ source_addr = "OTPGATE"
                 "pumping.country_daily",
             ),
             (
-                format!("{}\n[pumping.breaker]\nmin_conversion = 1.5", minimal("", "")),
+                format!(
+                    "{}\n[pumping.breaker]\nmin_conversion = 1.5",
+                    minimal("", "")
+                ),
                 "pumping.breaker.min_conversion",
             ),
             (

@@ -205,6 +205,8 @@ mod tests {
             key_sha256: key_sha256(key),
             scopes: crate::config::clients::Scopes::of(&[Scope::OtpSend]),
             tenants: None,
+            webhook_secret: None,
+            senders: Vec::new(),
         };
         let clients = ApiClients::new(&[client("a", "first-key-1"), client("b", "second-key-2")]);
         assert_eq!(

@@ -109,16 +109,35 @@ impl Shared {
         Ok(phone)
     }
 
-    /// Opens the delivery record of `sms` (with its caller's `callback_url`) and queues it for
+    /// The callback of a send: `url` (checked) signed with the caller's secret, else the
+    /// default one.
+    pub fn callback(
+        &self,
+        url: Option<&str>,
+        caller: &extract::Caller,
+    ) -> Result<Option<crate::webhooks::Callback>, ApiError> {
+        let Some(url) = url else { return Ok(None) };
+        self.callbacks.check(url)?;
+        Ok(Some(crate::webhooks::Callback {
+            url: url.into(),
+            secret: caller
+                .0
+                .webhook_secret
+                .clone()
+                .or_else(|| self.callbacks.default_secret.clone()),
+        }))
+    }
+
+    /// Opens the delivery record of `sms` (with its caller's callback) and queues it for
     /// the carrier its routes choose. A full queue ends the record as failed and tells the
     /// caller to retry.
     pub fn enqueue_sms(
         &self,
         sms: OutboundSms,
-        callback_url: Option<&str>,
+        callback: Option<crate::webhooks::Callback>,
     ) -> Result<(), ApiError> {
         let id = sms.id.clone();
-        self.deliveries.queued_with_callback(&id, callback_url);
+        self.deliveries.queued_with_callback(&id, callback);
         match self.carriers.try_enqueue(sms) {
             Ok(()) => Ok(()),
             Err(err) => {

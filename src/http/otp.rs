@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, error};
 
 use super::AppState;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Caller};
 use super::problem::ApiError;
 use crate::carrier::OutboundSms;
 use crate::otp::{Code, IssueError, Verdict};
@@ -50,6 +50,7 @@ pub struct VerifyResponse {
 /// Issues a code and queues its SMS.
 pub async fn send(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<SendRequest>,
 ) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
     let phone = state.destination(&request.phone)?;
@@ -60,9 +61,7 @@ pub async fn send(
     {
         return Err(ApiError::InvalidLocale);
     }
-    if let Some(url) = &request.callback_url {
-        state.callbacks.check(url)?;
-    }
+    let callback = state.callback(request.callback_url.as_deref(), &caller)?;
     state
         .limits
         .check_send(&phone)
@@ -96,7 +95,7 @@ pub async fn send(
         }),
         unanswered_writes: 0,
     };
-    if let Err(err) = state.enqueue_sms(sms, request.callback_url.as_deref()) {
+    if let Err(err) = state.enqueue_sms(sms, callback) {
         // A code nobody will receive must not stay guessable, nor count as received.
         state.otp.revoke(&phone, &issued.id);
         state.sms_budget.give_back(&phone);

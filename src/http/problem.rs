@@ -64,6 +64,9 @@ pub enum ApiError {
     InvalidLocale,
     #[error("from must be +digits (E.164), a short code, or up to 11 letters and digits")]
     InvalidSender,
+    /// A valid `from` that is not among the client's `senders`.
+    #[error("from is not one of this client's senders ([[api.clients]] senders)")]
+    SenderNotAllowed,
     #[error(transparent)]
     InvalidCallback(#[from] crate::webhooks::CallbackError),
     /// The SMS text cannot be sent (empty, or more parts than concatenation allows).
@@ -176,6 +179,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid-callback",
                 "Invalid callback URL",
+            ),
+            ApiError::SenderNotAllowed => (
+                StatusCode::FORBIDDEN,
+                "sender-not-allowed",
+                "Sender not allowed",
             ),
             ApiError::InvalidSender => {
                 (StatusCode::BAD_REQUEST, "invalid-sender", "Invalid sender")

@@ -8,7 +8,7 @@ use smpp_wire::segment;
 use tracing::{debug, error};
 
 use super::AppState;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, Caller};
 use super::otp::status_response;
 use super::problem::ApiError;
 use crate::carrier::OutboundSms;
@@ -67,6 +67,7 @@ fn new_id() -> Result<String, ApiError> {
 /// Queues one SMS.
 pub async fn send(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<SmsRequest>,
 ) -> Result<(StatusCode, Json<SmsResponse>), ApiError> {
     let to = state.destination(&request.to)?;
@@ -77,9 +78,13 @@ pub async fn send(
     {
         return Err(ApiError::InvalidSender);
     }
-    if let Some(url) = &request.callback_url {
-        state.callbacks.check(url)?;
+    // A bank's name as `from` is the client's to use only if it was given to it.
+    if let Some(from) = &request.from
+        && !caller.0.may_send_from(from)
+    {
+        return Err(ApiError::SenderNotAllowed);
     }
+    let callback = state.callback(request.callback_url.as_deref(), &caller)?;
     if request.text.is_empty() {
         return Err(ApiError::InvalidText("text must not be empty".to_owned()));
     }
@@ -104,7 +109,7 @@ pub async fn send(
         superseded: None,
         unanswered_writes: 0,
     };
-    if let Err(err) = state.enqueue_sms(sms, request.callback_url.as_deref()) {
+    if let Err(err) = state.enqueue_sms(sms, callback) {
         state.sms_budget.give_back(&to);
         return Err(err);
     }

@@ -353,6 +353,8 @@ impl SignIn {
     pub fn sweep(&self) -> usize {
         let now = self.inner.clock.now();
         self.inner.store.sweep_expired(now);
+        // Failure records past their day window and lock, as `OtpService::sweep` does.
+        self.inner.guard.sweep(now);
         let before = self.inner.flows.len();
         self.inner.flows.retain(|_, flow| flow.expires_at > now);
         self.record_pending();

@@ -359,6 +359,7 @@ shutdown_timeout_seconds = {shutdown}
 [api]
 keys = ["{API_KEY}"]
 sms_keys = ["{SMS_KEY}"]
+sms_senders = ["Contoso"]
 {clients}
 {signin}
 [otp]
@@ -379,6 +380,11 @@ secret_file = "secret.key"
             let mut sections = options.sections.clone();
             if !sections.contains("[destinations]") {
                 sections.push_str("\n[destinations]\nnumbering_plan = \"structural\"\n");
+            }
+            // Callback receivers in tests listen on 127.0.0.1 (tests/webhooks.rs checks the
+            // default refusal).
+            if !sections.contains("[callbacks]") {
+                sections.push_str("\n[callbacks]\nprivate_hosts = [\"127.0.0.1\"]\n");
             }
             if !sections.contains("[pumping") {
                 sections.push_str(

@@ -1,9 +1,15 @@
 //! `callback_url`: each change of a message's delivery state is POSTed as JSON (the same body as
 //! the status routes) to the URL given with the send, retried with back-off a bounded number of
-//! times. A full queue drops notifications (counted) rather than slow the send path.
+//! times, signed with the sending client's secret (`signature`). Only public addresses are
+//! connected to unless a host is opened (`address`). A full queue drops notifications (counted)
+//! rather than slow the send path. A URL's query is never logged.
 
+pub mod address;
+pub mod signature;
+
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -12,10 +18,24 @@ use tracing::debug;
 
 use crate::metrics as m;
 
+pub use address::{PrivateHosts, is_public};
+pub use signature::WebhookSecret;
+
+/// Where a message's state changes go, and how they are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub url: Arc<str>,
+    /// The sending client's secret; `None`: unsigned (no secret configured).
+    pub secret: Option<Arc<WebhookSecret>>,
+}
+
 /// One POST to make.
 #[derive(Debug)]
 pub struct Notification {
-    pub url: Arc<str>,
+    pub callback: Arc<Callback>,
+    /// `webhook-id`: the same for every attempt of one notification, so a receiver can drop
+    /// duplicates.
+    pub id: String,
     pub body: serde_json::Value,
 }
 
@@ -42,6 +62,11 @@ pub struct WebhookSettings {
     pub queue_capacity: usize,
     /// Empty: any host.
     pub allowed_hosts: Vec<String>,
+    /// Hosts that may be (or resolve to) loopback, private, link-local or other non-public
+    /// addresses; every other host must be public.
+    pub private_hosts: PrivateHosts,
+    /// The secret of clients without their own (`[callbacks] secret_file` / `secret_env`).
+    pub default_secret: Option<Arc<WebhookSecret>>,
 }
 
 /// Why a callback_url cannot be used; the text is safe to show the caller.
@@ -51,6 +76,9 @@ pub enum CallbackError {
     Malformed,
     #[error("callback_url's host is not in [callbacks] allowed_hosts")]
     HostNotAllowed,
+    /// Loopback, private, link-local, multicast or unspecified, and not opened.
+    #[error("callback_url must point to a public address")]
+    NotPublic,
 }
 
 impl WebhookSettings {
@@ -64,6 +92,12 @@ impl WebhookSettings {
             return Err(CallbackError::Malformed);
         }
         let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        // An IP literal is checked here; a name is checked on every address it resolves to
+        // when the callback connects (`address::PublicResolver`).
+        let literal = host.trim_matches(['[', ']']).parse::<IpAddr>().ok();
+        if literal.is_some_and(|ip| !is_public(ip)) && !self.private_hosts.contains(&host) {
+            return Err(CallbackError::NotPublic);
+        }
         if !self.allowed_hosts.is_empty()
             && !self
                 .allowed_hosts
@@ -76,12 +110,17 @@ impl WebhookSettings {
     }
 }
 
-/// An HTTP client (rustls with the system's roots) that does not follow redirects: a callback
-/// URL is the caller's choice, not a server's.
-fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// An HTTP client (rustls with the system's roots) that does not follow redirects (a callback
+/// URL is the caller's choice, not a server's), uses no proxy from the environment, and
+/// connects only to public addresses unless a host is opened.
+fn client(settings: &WebhookSettings) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
-        .timeout(timeout)
+        .timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(address::PublicResolver {
+            open: settings.private_hosts.clone(),
+        }))
         .build()
 }
 
@@ -92,7 +131,7 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> Result<Webhooks, reqwest::Error> {
     let (queue, mut notifications) = mpsc::channel::<Notification>(settings.queue_capacity);
-    let client = client(settings.timeout)?;
+    let client = client(settings)?;
     let max_attempts = settings.max_attempts.max(1);
     // At most this many POSTs at once, so a slow receiver cannot take every socket.
     let slots = Arc::new(Semaphore::new(64));
@@ -122,14 +161,31 @@ pub fn spawn(
 }
 
 /// POSTs until a 2xx answer or `max_attempts`; waits 0.5 s, 1 s, 2 s, ... between attempts.
+/// Each attempt is signed with its own timestamp.
 async fn deliver(client: &reqwest::Client, notification: &Notification, max_attempts: u32) -> bool {
     let mut delay = Duration::from_millis(500);
+    let body = notification.body.to_string().into_bytes();
     for attempt in 1..=max_attempts {
-        match client
-            .post(&*notification.url)
-            .json(&notification.body)
+        let timestamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let mut request = client
+            .post(&*notification.callback.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &notification.id)
+            .header("webhook-timestamp", timestamp);
+        if let Some(secret) = &notification.callback.secret {
+            request = request.header(
+                "webhook-signature",
+                secret.sign(&notification.id, timestamp, &body),
+            );
+        }
+        // reqwest's error text names the URL; without it the query cannot reach the log.
+        match request
+            .body(body.clone())
             .send()
             .await
+            .map_err(|err| err.without_url())
         {
             Ok(response) if response.status().is_success() => return true,
             Ok(response) => debug!(attempt, status = %response.status(), "callback refused"),
@@ -153,6 +209,8 @@ mod tests {
             max_attempts: 3,
             queue_capacity: 10,
             allowed_hosts: allowed.iter().map(|h| (*h).to_owned()).collect(),
+            private_hosts: PrivateHosts::new(&["127.0.0.1".to_owned()]),
+            default_secret: None,
         }
     }
 
@@ -161,6 +219,20 @@ mod tests {
         let any = settings(&[]);
         assert_eq!(any.check("https://idp.example.com/sms-status"), Ok(()));
         assert_eq!(any.check("http://127.0.0.1:8080/x"), Ok(()));
+        for private in [
+            "http://10.0.0.1/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]:8080/x",
+            "http://[::ffff:169.254.169.254]/x",
+            "http://0.0.0.0/x",
+        ] {
+            assert_eq!(
+                any.check(private),
+                Err(CallbackError::NotPublic),
+                "{private}"
+            );
+        }
+        assert_eq!(any.check("http://93.184.216.34/cb"), Ok(()));
         assert_eq!(
             any.check("ftp://example.com/"),
             Err(CallbackError::Malformed)
