@@ -1,6 +1,5 @@
 //! `PhoneNumber`: a parsed, normalised E.164 number; the only way a number enters the core.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -42,7 +41,11 @@ impl PhoneNumber {
     /// metadata) says so and the rest is a valid number (`+7 812…` keeps its 8).
     pub fn parse(raw: &str) -> Result<Self, PhoneError> {
         // "(0)" marks the trunk prefix dialled at home, never part of the international number.
-        let structural = Self::structural(&raw.trim().replace("(0)", ""))?;
+        let structural = if raw.contains("(0)") {
+            Self::structural(&raw.replace("(0)", ""))?
+        } else {
+            Self::structural(raw)?
+        };
         Ok(structural.without_trunk_prefix())
     }
 
@@ -93,7 +96,7 @@ impl PhoneNumber {
         let Some((code, national)) = calling_code_split(self.digits()) else {
             return self;
         };
-        let Some(prefix) = plan().trunk_prefixes.get(&code) else {
+        let Some(prefix) = &plan().trunk_prefixes[usize::from(code)] else {
             return self;
         };
         if !national.starts_with(prefix.as_str()) {
@@ -149,26 +152,30 @@ impl PhoneNumber {
     }
 }
 
-/// What the numbering plan says about calling codes, built once (see [`warm_up`]).
+/// What the numbering plan says about calling codes, built once (see [`warm_up`]); indexed by
+/// the code itself (1 to 999), so a parse costs array reads, not hashing.
 struct Plan {
     /// Calling code -> the trunk prefix its main country dials at home ("0", "8", "1").
-    trunk_prefixes: HashMap<u16, String>,
-    codes: HashSet<u16>,
+    trunk_prefixes: Vec<Option<String>>,
+    codes: Vec<bool>,
 }
 
 fn plan() -> &'static Plan {
     static PLAN: LazyLock<Plan> = LazyLock::new(|| {
         let mut plan = Plan {
-            trunk_prefixes: HashMap::new(),
-            codes: HashSet::new(),
+            trunk_prefixes: vec![None; 1000],
+            codes: vec![false; 1000],
         };
         for metadata in phonenumber::metadata::DATABASE.iter() {
-            let code = metadata.country_code();
-            plan.codes.insert(code);
+            let code = usize::from(metadata.country_code());
+            if code >= 1000 {
+                continue;
+            }
+            plan.codes[code] = true;
             if let Some(prefix) = metadata.national_prefix().filter(|p| !p.is_empty())
-                && (metadata.is_main_country_for_code() || !plan.trunk_prefixes.contains_key(&code))
+                && (metadata.is_main_country_for_code() || plan.trunk_prefixes[code].is_none())
             {
-                plan.trunk_prefixes.insert(code, prefix.to_owned());
+                plan.trunk_prefixes[code] = Some(prefix.to_owned());
             }
         }
         plan
@@ -185,10 +192,19 @@ pub fn warm_up() {
 /// `digits` split after its calling code; E.164 calling codes are prefix-free, 1 to 3 digits.
 fn calling_code_split(digits: &str) -> Option<(u16, &str)> {
     let codes = &plan().codes;
-    (1..=3.min(digits.len())).find_map(|len| {
-        let code: u16 = digits[..len].parse().ok()?;
-        codes.contains(&code).then(|| (code, &digits[len..]))
-    })
+    let bytes = digits.as_bytes();
+    let mut code = 0u16;
+    for len in 1..=3.min(bytes.len()) {
+        let digit = bytes[len - 1].wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        code = code * 10 + u16::from(digit);
+        if codes[usize::from(code)] {
+            return Some((code, &digits[len..]));
+        }
+    }
+    None
 }
 
 fn decimal_len(code: u16) -> usize {
