@@ -54,15 +54,16 @@ pub struct Refused {
 }
 
 impl Refused {
-    /// `Retry-After` in whole seconds, rounded up so a client that obeys it is let through.
+    /// `Retry-After` in whole seconds (see [`retry_after_secs`]).
     pub fn retry_after_secs(&self) -> u64 {
-        let secs = self.retry_after.as_secs();
-        if self.retry_after.subsec_nanos() > 0 {
-            secs + 1
-        } else {
-            secs.max(1)
-        }
+        retry_after_secs(self.retry_after)
     }
+}
+
+/// A wait as `Retry-After` seconds: rounded up, at least 1, so a client that obeys it is let
+/// through.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Burst, then one more per `period`.

@@ -63,6 +63,15 @@ impl SettingError {
     }
 }
 
+/// `value`, unless it is 0.
+fn positive(setting: &'static str, value: u64) -> Result<u64, SettingError> {
+    if value == 0 {
+        Err(SettingError::new(setting, "must be greater than 0"))
+    } else {
+        Ok(value)
+    }
+}
+
 /// A secret value whose Debug output never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -808,11 +817,7 @@ impl Validator {
     }
 
     fn positive(&self, setting: &'static str, value: u64) -> Result<u64, ConfigError> {
-        if value == 0 {
-            Err(self.invalid(setting, "must be greater than 0"))
-        } else {
-            Ok(value)
-        }
+        positive(setting, value).map_err(|err| self.placed(err))
     }
 
     fn non_zero(&self, setting: &'static str, value: u32) -> Result<NonZeroU32, ConfigError> {

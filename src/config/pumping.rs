@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::SettingError;
+use super::{SettingError, positive};
 use crate::pumping::{BreakerMode, BreakerPolicy, PumpingPolicy, VelocityPolicy};
 use crate::ratelimit::Rate;
 
@@ -32,14 +32,6 @@ struct FileBreaker {
     min_sent: Option<u32>,
     min_conversion: Option<f64>,
     block_seconds: Option<u64>,
-}
-
-fn positive(setting: &'static str, value: u64) -> Result<u64, SettingError> {
-    if value == 0 {
-        Err(SettingError::new(setting, "must be greater than 0"))
-    } else {
-        Ok(value)
-    }
 }
 
 impl FilePumping {

@@ -55,7 +55,7 @@ pub enum ApiError {
     #[error(transparent)]
     Destination(#[from] crate::pumping::DestinationRefused),
     /// The conversion breaker blocks the number's prefix (`[pumping.breaker]`).
-    #[error("SMS to this destination are paused; retry after {} s", retry_secs(*.0))]
+    #[error("SMS to this destination are paused; retry after {} s", crate::ratelimit::retry_after_secs(*.0))]
     DestinationBlocked(std::time::Duration),
     /// A valid number that no configured route serves (`[[routes]]` without a catch-all).
     #[error("no route sends SMS to this number")]
@@ -247,16 +247,10 @@ impl ApiError {
     }
 }
 
-/// Whole seconds, rounded up, at least 1.
-fn retry_secs(wait: std::time::Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-}
-
 impl From<crate::pumping::PumpingRefused> for ApiError {
     fn from(refused: crate::pumping::PumpingRefused) -> Self {
         use crate::pumping::PumpingRefused as P;
         match refused {
-            P::Destination(refused) => ApiError::Destination(refused),
             P::Limited(refused) => ApiError::rate_limited(refused),
             P::Blocked(remaining) => ApiError::DestinationBlocked(remaining),
         }
@@ -303,7 +297,7 @@ impl IntoResponse for ApiError {
             ApiError::DestinationBlocked(remaining) => {
                 headers.insert(
                     header::RETRY_AFTER,
-                    HeaderValue::from(retry_secs(*remaining)),
+                    HeaderValue::from(crate::ratelimit::retry_after_secs(*remaining)),
                 );
             }
             ApiError::Unauthorized => {

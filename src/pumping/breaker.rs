@@ -239,10 +239,6 @@ impl ConversionBreaker {
         });
     }
 
-    pub fn len(&self) -> usize {
-        self.prefixes.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.prefixes.is_empty()
     }

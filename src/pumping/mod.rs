@@ -45,13 +45,11 @@ impl Default for PumpingPolicy {
 /// Why a send is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PumpingRefused {
-    #[error(transparent)]
-    Destination(#[from] DestinationRefused),
     /// A velocity limit (per prefix, per country and day).
     #[error("{0:?}")]
     Limited(Refused),
     /// The conversion breaker blocks the number's prefix.
-    #[error("SMS to this destination are paused; retry after {} s", .0.as_secs().max(1))]
+    #[error("SMS to this destination are paused; retry after {} s", crate::ratelimit::retry_after_secs(*.0))]
     Blocked(Duration),
 }
 
