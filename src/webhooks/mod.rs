@@ -164,7 +164,8 @@ pub fn spawn(
 /// Each attempt is signed with its own timestamp.
 async fn deliver(client: &reqwest::Client, notification: &Notification, max_attempts: u32) -> bool {
     let mut delay = Duration::from_millis(500);
-    let body = notification.body.to_string().into_bytes();
+    // Bytes: each attempt sends the same buffer, not a copy.
+    let body = bytes::Bytes::from(notification.body.to_string());
     for attempt in 1..=max_attempts {
         let timestamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
