@@ -99,7 +99,19 @@ fn limits(c: &mut Criterion) {
     .expect("shipped config");
     let mut lenient = config.limits.clone();
     lenient.global_sends_per_second = std::num::NonZeroU32::MAX;
-    let limits = RateLimits::new(lenient);
+    lenient.client_sends_per_second = std::num::NonZeroU32::MAX;
+    lenient.ip_send.burst = std::num::NonZeroU32::MAX;
+    // The daemon's own arrangement: on its clock, one budget per configured client, and a
+    // sender with a source address (every per-sender check runs).
+    let limits = RateLimits::with_clock(
+        lenient,
+        &config.clients,
+        otpgate::clock::Governed::new(Arc::new(SystemClock)),
+    );
+    let sender = otpgate::ratelimit::Sender {
+        client: &config.clients[0].name,
+        ip: Some(std::net::IpAddr::from([203, 0, 113, 7])),
+    };
     let phones = numbers(100_000);
     let mut next = 0usize;
     let mut group = c.benchmark_group("ratelimit");
@@ -107,7 +119,7 @@ fn limits(c: &mut Criterion) {
     group.bench_function("check_send_distinct_numbers", |b| {
         b.iter(|| {
             next = (next + 1) % phones.len();
-            limits.check_send(&phones[next])
+            limits.check_send(&phones[next], sender)
         })
     });
     group.finish();

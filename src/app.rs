@@ -54,6 +54,21 @@ impl Listeners {
     }
 }
 
+/// Plain HTTP is for loopback: said at info there, warned anywhere else (keys, numbers and codes
+/// cross the network in clear).
+fn say_plain_http(addr: Option<SocketAddr>) {
+    match addr {
+        Some(addr) if addr.ip().is_loopback() => {
+            info!(%addr, "the API is served over plain HTTP on loopback ([server.tls] for HTTPS)");
+        }
+        _ => warn!(
+            addr = ?addr,
+            "the API is served over plain HTTP beyond loopback: keys, numbers and codes cross \
+             the network in clear; set [server.tls] or put a TLS proxy in front"
+        ),
+    }
+}
+
 /// Time and randomness, injected.
 pub struct Deps {
     pub clock: SharedClock,
@@ -127,7 +142,12 @@ pub fn start(
         clock.clone(),
     ));
     let sweeping_pumping = pumping.clone();
-    let limits = RateLimits::new(config.limits.clone());
+    // On the injected clock like every other limit, so tests move time instead of waiting.
+    let limits = RateLimits::with_clock(
+        config.limits.clone(),
+        &config.clients,
+        crate::clock::Governed::new(clock.clone()),
+    );
     let stop = CarrierStop {
         drain: CancellationToken::new(),
         abort: CancellationToken::new(),
@@ -171,6 +191,9 @@ pub fn start(
         clock,
         sms_budget: sms_budget.clone(),
         pumping: pumping.clone(),
+        client_ip: config.server.client_ip.clone(),
+        metrics_require_key: config.server.metrics_require_key,
+        verify_floor: config.otp.verify_floor,
     });
 
     spawn_every(&tracker, &shutdown, config.otp.sweep_interval, move || {
@@ -206,13 +229,20 @@ pub fn start(
         let router = http::metrics_router(state.clone());
         let stop = metrics_stop.clone();
         tokio::spawn(async move {
-            http::serve::serve(listener, router, serve_limits, stop).await;
+            http::serve::serve(listener, router, serve_limits, None, stop).await;
         })
     });
     let router = http::router(state, metrics_server.is_none());
     let http_shutdown = shutdown.clone();
+    let https = config.server.https.as_ref().map(|https| {
+        info!(cert = %https.cert_file.display(), "the API is served over HTTPS");
+        https.acceptor.clone()
+    });
+    if https.is_none() {
+        say_plain_http(listeners.http.local_addr().ok());
+    }
     let http_server = tracker.spawn(async move {
-        http::serve::serve(listeners.http, router, serve_limits, http_shutdown).await;
+        http::serve::serve(listeners.http, router, serve_limits, https, http_shutdown).await;
     });
     notify::ready();
 

@@ -3,7 +3,7 @@
 //! code does not reset the number's failure count (NIST SP 800-63B 5.2.2), so with the shipped
 //! defaults (10 in a row lock for 1 min doubling to 1 h; 50 per day window) no 24 hours hold
 //! more than 100 wrong guesses. The daemon's clock is moved, not waited for; the per-number
-//! send and verify rate limits (real time) are opened wide, so that the lock alone is measured.
+//! send and verify rate limits (on the same clock) are opened wide, so that the lock alone is measured.
 
 mod common;
 

@@ -138,3 +138,53 @@ async fn a_separate_metrics_listener_takes_metrics_off_the_api_port() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_can_require_a_key_with_the_metrics_scope() {
+    const SCRAPER_KEY: &str = "test-scraper-key-0123";
+    let sim = Sim::start().await;
+    let mut options = Options::new(sim.smpp);
+    options.metrics_listener = true;
+    options.server_extra = "metrics_require_key = true".into();
+    options.sections = format!(
+        "\n[[api.clients]]\nname = \"prometheus\"\nkey_sha256 = \"{}\"\nscopes = [\"metrics\"]\n",
+        otpgate::config::clients::hex(&otpgate::config::clients::key_sha256(SCRAPER_KEY))
+    );
+    let daemon = Daemon::start_bound(options).await;
+    let url = format!("{}/metrics", daemon.metrics_url.clone().expect("listener"));
+    let client = reqwest::Client::new();
+    let anonymous = client.get(&url).send().await.expect("answer");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // A key without the scope is refused too: an OTP key cannot read the metrics.
+    let otp_key = client
+        .get(&url)
+        .bearer_auth(common::API_KEY)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(otp_key.status(), StatusCode::FORBIDDEN);
+    let scraper = client
+        .get(&url)
+        .bearer_auth(SCRAPER_KEY)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(scraper.status(), StatusCode::OK);
+    assert!(
+        scraper
+            .text()
+            .await
+            .expect("body")
+            .contains(m::SMPP_SESSIONS_BOUND)
+    );
+    // The scraper's key does nothing else.
+    let (status, _) = daemon
+        .post_with(
+            SCRAPER_KEY,
+            "/v1/otp/send",
+            serde_json::json!({ "phone": "+31612345678" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    daemon.stop().await;
+}

@@ -2,7 +2,7 @@
 //! one number receives at most `max_sms_per_number_per_day` SMS (10 by default) per day window,
 //! codes and `/v1/sms` together, each after the first only once a growing interval (30 s, 1, 2,
 //! 4 min, up to 10 % more) has passed. The daemon's clock is moved, not waited for; the
-//! per-number send limiter (real time) is opened wide so that the budget alone is measured.
+//! per-number send limiter is opened wide so that the budget alone is measured.
 
 mod common;
 

@@ -28,6 +28,10 @@ pub enum Scope {
     /// Operator actions on the daemon itself (the conversion breaker's blocks).
     #[serde(rename = "admin")]
     Admin,
+    /// Reading `/metrics` when `[server] metrics_require_key` is on (Prometheus'
+    /// `authorization: credentials_file`).
+    #[serde(rename = "metrics")]
+    Metrics,
 }
 
 impl Scope {
@@ -41,17 +45,18 @@ impl Scope {
             Scope::DirectoryWrite => "directory:write",
             Scope::AuditRead => "audit:read",
             Scope::Admin => "admin",
+            Scope::Metrics => "metrics",
         }
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
 /// A set of scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scopes(u8);
+pub struct Scopes(u16);
 
 impl Scopes {
     pub fn of(scopes: &[Scope]) -> Self {
@@ -77,6 +82,8 @@ pub struct ApiClient {
     /// The `from` values this client may send `/v1/sms` with; empty: none (the carrier's
     /// `source_addr` is used). Compared case-insensitively.
     pub senders: Vec<String>,
+    /// This client's own send budget (`None`: `[limits] client_sends_per_second`).
+    pub sends_per_second: Option<std::num::NonZeroU32>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -130,6 +137,7 @@ struct FileClient {
     webhook_secret_env: Option<String>,
     #[serde(default)]
     senders: Vec<String>,
+    sends_per_second: Option<u32>,
 }
 
 /// The SHA-256 of `key`, as `otpgate hash-key` prints it and `key_sha256` takes it.
@@ -177,6 +185,7 @@ impl Validator {
                 tenants: None,
                 webhook_secret: None,
                 senders: Vec::new(),
+                sends_per_second: None,
             });
         }
         for (n, key) in api.sms_keys.iter().enumerate() {
@@ -187,6 +196,7 @@ impl Validator {
                 tenants: None,
                 webhook_secret: None,
                 senders: api.sms_senders.clone(),
+                sends_per_second: None,
             });
         }
         for (n, client) in api.clients.into_iter().enumerate() {
@@ -243,6 +253,17 @@ impl Validator {
                 tenants: client.tenants,
                 webhook_secret,
                 senders: client.senders,
+                sends_per_second: client
+                    .sends_per_second
+                    .map(|rate| {
+                        std::num::NonZeroU32::new(rate).ok_or_else(|| {
+                            self.invalid(
+                                format!("{setting}.sends_per_second"),
+                                "must be greater than 0",
+                            )
+                        })
+                    })
+                    .transpose()?,
             });
         }
         if clients.is_empty() {

@@ -5,6 +5,7 @@
 
 pub mod clients;
 mod destinations;
+mod edge;
 mod pumping;
 pub mod signin;
 
@@ -187,6 +188,12 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Time a response write may stay blocked on a client that does not read.
     pub write_timeout: Duration,
+    /// HTTPS on the API listener (`None`: plain HTTP, said in the log at start).
+    pub https: Option<crate::http::tls::Https>,
+    /// Whose client-IP header is believed.
+    pub client_ip: crate::http::client_ip::ClientIp,
+    /// `/metrics` answers only a key with the scope `metrics`.
+    pub metrics_require_key: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +206,9 @@ pub struct OtpConfig {
     pub sweep_interval: Duration,
     /// Every text a code can go out in.
     pub messages: Messages,
+    /// A judged `/v1/otp/verify` answers no sooner than this after its body was read, so that
+    /// the memory a pending code's lookup touches does not show in the response time.
+    pub verify_floor: Duration,
 }
 
 /// SMPP interface_version to bind with.
@@ -391,6 +401,13 @@ struct FileServer {
     body_read_timeout_seconds: u64,
     #[serde(default = "defaults::write_timeout_seconds")]
     write_timeout_seconds: u64,
+    /// HTTPS on the API listener.
+    tls: Option<edge::FileTls>,
+    #[serde(default)]
+    client_ip: edge::FileClientIp,
+    /// `/metrics` answers only a key with the scope `metrics`.
+    #[serde(default)]
+    metrics_require_key: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -427,6 +444,8 @@ struct FileOtp {
     lockout_max_seconds: u64,
     #[serde(default = "defaults::max_failures_per_day")]
     max_failures_per_day: u32,
+    #[serde(default = "defaults::verify_floor_ms")]
+    verify_floor_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -442,6 +461,12 @@ struct FileLimits {
     verify_period_seconds: u64,
     #[serde(default = "defaults::global_sends_per_second")]
     global_sends_per_second: u32,
+    #[serde(default = "defaults::client_sends_per_second")]
+    client_sends_per_second: u32,
+    #[serde(default = "defaults::ip_send_burst")]
+    ip_send_burst: u32,
+    #[serde(default = "defaults::ip_send_period_seconds")]
+    ip_send_period_seconds: u64,
     #[serde(default = "defaults::prune_interval_seconds")]
     prune_interval_seconds: u64,
     #[serde(default = "defaults::max_sms_per_number_per_day")]
@@ -458,6 +483,9 @@ impl Default for FileLimits {
             verify_burst: defaults::verify_burst(),
             verify_period_seconds: defaults::verify_period_seconds(),
             global_sends_per_second: defaults::global_sends_per_second(),
+            client_sends_per_second: defaults::client_sends_per_second(),
+            ip_send_burst: defaults::ip_send_burst(),
+            ip_send_period_seconds: defaults::ip_send_period_seconds(),
             prune_interval_seconds: defaults::prune_interval_seconds(),
             max_sms_per_number_per_day: defaults::max_sms_per_number_per_day(),
             resend_intervals_seconds: defaults::resend_intervals_seconds(),
@@ -616,6 +644,10 @@ mod defaults {
     pub fn lockout_max_seconds() -> u64 {
         3600
     }
+    /// Every judged verification answers no sooner than this after it was read.
+    pub fn verify_floor_ms() -> u64 {
+        2
+    }
     pub fn max_failures_per_day() -> u32 {
         50
     }
@@ -648,6 +680,16 @@ mod defaults {
     }
     pub fn global_sends_per_second() -> u32 {
         1000
+    }
+    /// Half the global ceiling: one client alone can never take all of it.
+    pub fn client_sends_per_second() -> u32 {
+        500
+    }
+    pub fn ip_send_burst() -> u32 {
+        30
+    }
+    pub fn ip_send_period_seconds() -> u64 {
+        10
     }
     pub fn prune_interval_seconds() -> u64 {
         60
@@ -919,6 +961,16 @@ impl Validator {
                 "server.body_read_timeout_seconds",
                 server.body_read_timeout_seconds,
             )?),
+            https: server
+                .tls
+                .map(|tls| crate::http::tls::Https::try_from(tls.relative_to(&self.base)))
+                .transpose()
+                .map_err(|err| self.placed(err))?,
+            client_ip: server
+                .client_ip
+                .try_into()
+                .map_err(|err| self.placed(err))?,
+            metrics_require_key: server.metrics_require_key,
         })
     }
 
@@ -1048,6 +1100,14 @@ impl Validator {
                 self.positive("otp.sweep_interval_seconds", otp.sweep_interval_seconds)?,
             ),
             messages,
+            verify_floor: Duration::from_millis(if otp.verify_floor_ms <= 1000 {
+                otp.verify_floor_ms
+            } else {
+                return Err(self.invalid(
+                    "otp.verify_floor_ms",
+                    "must be at most 1000 (0 turns the floor off)",
+                ));
+            }),
         })
     }
 
@@ -1069,6 +1129,17 @@ impl Validator {
                 "limits.global_sends_per_second",
                 limits.global_sends_per_second,
             )?,
+            client_sends_per_second: self.non_zero(
+                "limits.client_sends_per_second",
+                limits.client_sends_per_second,
+            )?,
+            ip_send: Rate {
+                burst: self.non_zero("limits.ip_send_burst", limits.ip_send_burst)?,
+                period: Duration::from_secs(self.positive(
+                    "limits.ip_send_period_seconds",
+                    limits.ip_send_period_seconds,
+                )?),
+            },
             sms_budget: crate::sms_budget::SmsBudgetPolicy {
                 max_per_day: self
                     .non_zero(

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::client_ip::Origin;
 use super::problem::ApiError;
 use crate::config::clients::{ApiClient, Scope, key_sha256};
+use crate::ratelimit::Sender;
 
 /// The API clients, found by the SHA-256 of the presented key in constant time.
 pub struct ApiClients(Vec<Arc<ApiClient>>);
@@ -75,21 +77,41 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
     }
 }
 
-/// The client's IP address as the connection gave it (`None` when not served over TCP).
-pub struct Peer(pub Option<std::net::IpAddr>);
+/// Where a request comes from: the connection's address, or the end user's through trusted
+/// proxies (`client_ip`); `None` when not served over TCP.
+pub struct Peer(pub Option<Origin>);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+impl Peer {
+    /// The client's address, for the sign-in log.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.0.map(|origin| origin.ip)
+    }
+
+    /// Who sends, for the send limits: the caller and, unless the request is a trusted
+    /// proxy's own, its source address.
+    pub fn sender<'a>(&self, caller: &'a Caller) -> Sender<'a> {
+        Sender {
+            client: caller.name(),
+            ip: self
+                .0
+                .filter(|origin| !origin.internal)
+                .map(|origin| origin.ip),
+        }
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(Peer(
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
+                .map(|info| state.client_ip.resolve(info.0.ip(), &parts.headers)),
         ))
     }
 }
@@ -207,6 +229,7 @@ mod tests {
             tenants: None,
             webhook_secret: None,
             senders: Vec::new(),
+            sends_per_second: None,
         };
         let clients = ApiClients::new(&[client("a", "first-key-1"), client("b", "second-key-2")]);
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The HTTP API for identity frontends (`/v1`) and operators (`/healthz`, `/readyz`, `/metrics`).
 
 pub mod admin;
+pub mod client_ip;
 pub mod directory;
 pub mod extract;
 pub mod ops;
@@ -10,6 +11,7 @@ pub mod pumping;
 pub mod serve;
 pub mod signin;
 pub mod sms;
+pub mod tls;
 mod write_deadline;
 
 use std::sync::Arc;
@@ -54,7 +56,7 @@ impl std::ops::Deref for AppState {
 /// What the handlers share.
 pub struct Shared {
     pub otp: OtpService,
-    pub limits: RateLimits,
+    pub limits: RateLimits<crate::clock::Governed>,
     pub carriers: Carriers,
     pub clients: ApiClients,
     /// The sign-in directory, when `[directory]` is configured.
@@ -78,6 +80,12 @@ pub struct Shared {
     pub sms_budget: Arc<crate::sms_budget::SmsBudget>,
     /// Pumping and toll-fraud rules: destinations, velocity, the conversion breaker.
     pub pumping: Arc<crate::pumping::Pumping>,
+    /// Whose client-IP header is believed (the per-address send limit, the sign-in log).
+    pub client_ip: client_ip::ClientIp,
+    /// `/metrics` answers only a key with the scope `metrics`.
+    pub metrics_require_key: bool,
+    /// The least time a judged verification takes to answer.
+    pub verify_floor: std::time::Duration,
 }
 
 impl Shared {
@@ -274,7 +282,7 @@ pub fn router(state: AppState, metrics_route: bool) -> Router {
         router = router.merge(admin::routes());
     }
     if metrics_route {
-        router = router.route("/metrics", get(ops::metrics));
+        router = router.merge(metrics_route_of(&state));
     }
     router
         .fallback(ops::not_found)
@@ -365,10 +373,20 @@ fn signin_routes() -> Router<AppState> {
         .route("/v1/signin/sms/complete", post(signin::complete))
 }
 
+/// `/metrics`, behind a key with the scope `metrics` when so configured.
+fn metrics_route_of(state: &AppState) -> Router<AppState> {
+    let route = Router::new().route("/metrics", get(ops::metrics));
+    if state.metrics_require_key {
+        guarded(route, state, Need::Scope(Scope::Metrics))
+    } else {
+        route
+    }
+}
+
 /// The router of a separate metrics listener.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(ops::metrics))
+        .merge(metrics_route_of(&state))
         .fallback(ops::not_found)
         .with_state(state)
 }

@@ -1,7 +1,7 @@
 //! The HTTP accept loop. `axum::serve` has no header-read deadline and no cap on connections, so
 //! a client that opens sockets and never finishes a request head would hold them forever. This
 //! loop serves the same router through hyper with both limits and the same graceful shutdown,
-//! and a deadline on response writes that make no progress.
+//! and a deadline on response writes that make no progress; with a certificate, over TLS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
@@ -31,11 +32,13 @@ pub struct ServeLimits {
     pub write_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets requests in progress finish.
+/// Serves `router` on `listener` (over TLS with `https`) until `shutdown`, then lets requests
+/// in progress finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    https: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -76,9 +79,31 @@ pub async fn serve(
             },
         ));
         let stream = WriteDeadline::new(stream, limits.write_timeout);
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let https = https.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let served = match https {
+                None => watcher
+                    .watch(builder.serve_connection(TokioIo::new(stream), service))
+                    .await
+                    .map_err(|err| err.to_string()),
+                // The handshake counts against the header deadline: a client that opens a
+                // socket and never says hello is cut off like one that never sends a head.
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => watcher
+                            .watch(builder.serve_connection(TokioIo::new(tls), service))
+                            .await
+                            .map_err(|err| err.to_string()),
+                        Ok(Err(err)) => Err(format!("TLS handshake failed: {err}")),
+                        Err(_) => Err("TLS handshake timed out".to_owned()),
+                    }
+                }
+            };
+            if let Err(err) = served {
                 debug!(%err, "HTTP connection ended with an error");
             }
             drop(permit);

@@ -70,7 +70,7 @@ fn flows(state: &AppState) -> Result<&SignIn, ApiError> {
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
-    Peer(ip): Peer,
+    peer: Peer,
     ApiJson(request): ApiJson<StartRequest>,
 ) -> Result<Response, ApiError> {
     let signin = flows(&state)?;
@@ -83,7 +83,7 @@ pub async fn start(
     // would fill the log.
     state
         .limits
-        .check_send(&phone)
+        .check_send(&phone, peer.sender(&caller))
         .map_err(ApiError::rate_limited)?;
     // Every start draws on the number's SMS budget, a decoy's too: a refusal says nothing
     // about whether the number is ready.
@@ -141,7 +141,7 @@ pub async fn start(
         result,
         &phone,
         &caller,
-        ip,
+        peer.ip(),
     ));
     debug!(to = %phone.masked(), result, "sign-in started");
     Ok((
@@ -155,7 +155,7 @@ pub async fn start(
 pub async fn complete(
     State(state): State<AppState>,
     caller: Caller,
-    Peer(ip): Peer,
+    peer: Peer,
     ApiJson(request): ApiJson<CompleteRequest>,
 ) -> Result<Response, ApiError> {
     let signin = flows(&state)?;
@@ -183,7 +183,7 @@ pub async fn complete(
                 "approved",
                 &phone,
                 &caller,
-                ip,
+                peer.ip(),
             ));
             json!({
                 "status": "approved",
@@ -216,7 +216,7 @@ pub async fn complete(
                     verdict.as_str(),
                     &phone,
                     &caller,
-                    ip,
+                    peer.ip(),
                 ));
             }
             match verdict {

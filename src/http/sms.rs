@@ -8,7 +8,7 @@ use smpp_wire::segment;
 use tracing::{debug, error};
 
 use super::AppState;
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, Caller, Peer};
 use super::otp::status_response;
 use super::problem::ApiError;
 use crate::carrier::OutboundSms;
@@ -68,6 +68,7 @@ fn new_id() -> Result<String, ApiError> {
 pub async fn send(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Peer,
     ApiJson(request): ApiJson<SmsRequest>,
 ) -> Result<(StatusCode, Json<SmsResponse>), ApiError> {
     let to = state.destination(&request.to)?;
@@ -95,7 +96,7 @@ pub async fn send(
         .map_err(|err| ApiError::InvalidText(err.to_string()))?;
     state
         .limits
-        .check_global_send()
+        .check_sms_send(peer.sender(&caller))
         .map_err(ApiError::rate_limited)?;
     // Generic SMS draw on the same per-number budget as codes.
     state.admit_sms(&to)?;

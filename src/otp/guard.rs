@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 
 use crate::clock::DAY;
 use crate::phone::PhoneNumber;
@@ -56,6 +57,30 @@ struct Record {
 }
 
 /// Per-number failure records, in memory (one instance; issue 11 moves them to Redis).
+/// Failure records the table holds before it first grows.
+const PRESIZED_RECORDS: usize = 16_384;
+
+/// What a verification means to its number's failure record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A wrong code.
+    Failed,
+    /// The right code: the number starts clean.
+    Succeeded,
+    /// No code compared (none pending, expired, attempts used up, a decoy's flow).
+    Nothing,
+}
+
+impl Outcome {
+    pub fn of(verdict: &crate::otp::Verdict) -> Self {
+        match verdict {
+            crate::otp::Verdict::Denied { .. } => Outcome::Failed,
+            crate::otp::Verdict::Approved => Outcome::Succeeded,
+            _ => Outcome::Nothing,
+        }
+    }
+}
+
 pub struct FailureGuard {
     records: DashMap<PhoneNumber, Record>,
     policy: GuessPolicy,
@@ -64,7 +89,11 @@ pub struct FailureGuard {
 impl FailureGuard {
     pub fn new(policy: GuessPolicy) -> Self {
         Self {
-            records: DashMap::new(),
+            // Sized ahead (about 1.5 MB) so that a number's first wrong code does not pay for
+            // the table's growth, work that no code and the right code do not do
+            // (tests/timing.rs; callgrind showed the rehashes as the whole difference).
+            // Past this many numbers with failures the table grows, amortised.
+            records: DashMap::with_capacity(PRESIZED_RECORDS),
             policy,
         }
     }
@@ -84,18 +113,39 @@ impl FailureGuard {
 
     /// A wrong code for `phone` at `now`; returns whether this failure locked it.
     pub fn failed(&self, phone: &PhoneNumber, now: Instant) -> bool {
+        self.settle(phone, now, Outcome::Failed)
+    }
+
+    /// Records what one verification of `phone` came to; returns whether it locked the number.
+    /// Every outcome takes the same path: one clone of the number and one lookup under the
+    /// shard's write lock, so that no code, a wrong code and the right one cost the same
+    /// (tests/timing.rs). A verification that found no code is not a failure: an attacker
+    /// who knows only the number must spend SMS budget on codes to lock it.
+    pub fn settle(&self, phone: &PhoneNumber, now: Instant, outcome: Outcome) -> bool {
+        match (self.records.entry(phone.clone()), outcome) {
+            (Entry::Occupied(mut record), Outcome::Failed) => self.fail(record.get_mut(), now),
+            (Entry::Vacant(vacant), Outcome::Failed) => {
+                let mut record = Record {
+                    consecutive: 0,
+                    lockouts: 0,
+                    locked_until: None,
+                    day_start: now,
+                    day_failures: 0,
+                };
+                let locked = self.fail(&mut record, now);
+                vacant.insert(record);
+                locked
+            }
+            (Entry::Occupied(record), Outcome::Succeeded) => {
+                record.remove();
+                false
+            }
+            (Entry::Vacant(_), Outcome::Succeeded) | (_, Outcome::Nothing) => false,
+        }
+    }
+
+    fn fail(&self, record: &mut Record, now: Instant) -> bool {
         let policy = self.policy;
-        // The number is cloned (an allocation) only for its first record.
-        let mut record = match self.records.get_mut(phone) {
-            Some(record) => record,
-            None => self.records.entry(phone.clone()).or_insert(Record {
-                consecutive: 0,
-                lockouts: 0,
-                locked_until: None,
-                day_start: now,
-                day_failures: 0,
-            }),
-        };
         if now.duration_since(record.day_start) >= DAY {
             record.day_start = now;
             record.day_failures = 0;
@@ -122,14 +172,6 @@ impl FailureGuard {
                 true
             }
             None => false,
-        }
-    }
-
-    /// A right code: the number starts clean. Most numbers have no record: a read lock
-    /// finds that, and only a number with one takes the shard's write lock.
-    pub fn succeeded(&self, phone: &PhoneNumber) {
-        if self.records.contains_key(phone) {
-            self.records.remove(phone);
         }
     }
 
@@ -198,7 +240,7 @@ mod tests {
             Err(Duration::from_secs(150)),
             "capped"
         );
-        guard.succeeded(&p);
+        guard.settle(&p, now, Outcome::Succeeded);
         assert_eq!(guard.check(&p, now), Ok(()));
     }
 

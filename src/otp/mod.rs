@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use code::{Code, CodeFormatError, Entropy, EntropyError, OsEntropy};
-pub use guard::{FailureGuard, GuessPolicy, Locked};
+pub use guard::{FailureGuard, GuessPolicy, Locked, Outcome};
 pub use mac::{CodeMac, WeakSecret};
 pub use store::{Challenge, ChallengeId, ChallengeStore, MemoryStore, StoreFull, Verdict};
 
@@ -118,21 +118,17 @@ impl OtpService {
                     inner
                         .store
                         .attempt(phone, &candidate, now, inner.policy.max_attempts);
-                match verdict {
-                    Verdict::Denied { .. } if inner.guard.failed(phone, now) => {
-                        metrics::counter!(m::OTP_LOCKOUTS_TOTAL).increment(1);
-                    }
-                    Verdict::Approved => inner.guard.succeeded(phone),
-                    _ => {}
+                // Every outcome takes the same path through the number's failure record.
+                if inner.guard.settle(phone, now, Outcome::of(&verdict)) {
+                    metrics::counter!(m::OTP_LOCKOUTS_TOTAL).increment(1);
                 }
                 verdict
             }
         };
         metrics::counter!(m::OTP_VERIFICATIONS_TOTAL, m::LABEL_RESULT => verdict.as_str())
             .increment(1);
-        if matches!(verdict, Verdict::Approved | Verdict::Expired) {
-            self.record_pending();
-        }
+        // Whatever the outcome, so that it costs the same.
+        self.record_pending();
         verdict
     }
 

@@ -25,6 +25,28 @@ pub struct Challenge {
     pub attempts: u32,
 }
 
+impl Challenge {
+    /// One attempt at `now`: refused if expired or out of attempts, else counted and then
+    /// compared in constant time. The store removes the challenge when it is approved or
+    /// expired.
+    fn judge(&mut self, candidate: &Tag, now: Instant, max_attempts: u32) -> Verdict {
+        if now >= self.expires_at {
+            return Verdict::Expired;
+        }
+        if self.attempts >= max_attempts {
+            return Verdict::MaxAttemptsReached;
+        }
+        self.attempts += 1;
+        if self.tag.matches(candidate) {
+            Verdict::Approved
+        } else {
+            Verdict::Denied {
+                attempts_left: max_attempts - self.attempts,
+            }
+        }
+    }
+}
+
 /// The outcome of one verification attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -131,28 +153,27 @@ impl<K: std::hash::Hash + Eq + Clone> MemoryStore<K> {
     ) -> Verdict {
         // The entry holds the shard's write lock for the whole count-compare-remove sequence.
         match self.map.entry(key.clone()) {
-            Entry::Vacant(_) => Verdict::NotFound,
+            Entry::Vacant(_) => {
+                // A stand-in is judged the same way, so that "no code" runs the same code as a
+                // wrong one and does not answer faster (tests/timing.rs).
+                let mut stand_in = Challenge {
+                    id: ChallengeId(String::new()),
+                    tag: Tag::zero(),
+                    expires_at: now + std::time::Duration::from_secs(1),
+                    attempts: 0,
+                };
+                let _ = std::hint::black_box(stand_in.judge(candidate, now, max_attempts));
+                Verdict::NotFound
+            }
             Entry::Occupied(mut entry) => {
-                let challenge = entry.get_mut();
-                if only.is_some_and(|id| *id != challenge.id) {
+                if only.is_some_and(|id| *id != entry.get().id) {
                     return Verdict::NotFound;
                 }
-                if now >= challenge.expires_at {
+                let verdict = entry.get_mut().judge(candidate, now, max_attempts);
+                if matches!(verdict, Verdict::Approved | Verdict::Expired) {
                     entry.remove();
-                    return Verdict::Expired;
                 }
-                if challenge.attempts >= max_attempts {
-                    return Verdict::MaxAttemptsReached;
-                }
-                challenge.attempts += 1;
-                if challenge.tag.matches(candidate) {
-                    entry.remove();
-                    Verdict::Approved
-                } else {
-                    Verdict::Denied {
-                        attempts_left: max_attempts - challenge.attempts,
-                    }
-                }
+                verdict
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::directory::{Directory, PhoneType, ReadyEntry};
 use crate::metrics as m;
 use crate::otp::{
     Challenge, ChallengeId, Code, CodeMac, Entropy, EntropyError, FailureGuard, GuessPolicy,
-    Locked, MemoryStore, Policy, StoreFull, Verdict,
+    Locked, MemoryStore, Outcome, Policy, StoreFull, Verdict,
 };
 use crate::phone::PhoneNumber;
 
@@ -290,12 +290,13 @@ impl SignIn {
             now,
             inner.policy.max_attempts,
         );
-        match verdict {
-            Verdict::Denied { .. } if inner.guard.failed(&found.key.phone, now) => {
-                metrics::counter!(m::OTP_LOCKOUTS_TOTAL).increment(1);
-            }
-            Verdict::Approved if found.subject.is_some() => inner.guard.succeeded(&found.key.phone),
-            _ => {}
+        // A decoy's right code (there is none to know) clears nothing.
+        let outcome = match Outcome::of(&verdict) {
+            Outcome::Succeeded if found.subject.is_none() => Outcome::Nothing,
+            outcome => outcome,
+        };
+        if inner.guard.settle(&found.key.phone, now, outcome) {
+            metrics::counter!(m::OTP_LOCKOUTS_TOTAL).increment(1);
         }
         if matches!(
             verdict,

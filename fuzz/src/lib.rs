@@ -1,0 +1,2 @@
+//! The fuzz targets (see `targets.rs`), shared by the AFL binaries.
+pub mod targets;
