@@ -3,7 +3,8 @@
 //! Where things are:
 //! - `phone`: E.164 parsing; the only way a number enters the core.
 //! - `otp`: code generation, MAC, challenge store, verification.
-//! - `ratelimit`: per-number and global limits; `sms_budget`: SMS per number per day, with
+//! - `ratelimit`: send budgets per source address and per API client, per-number limits and
+//!   the global ceiling; `sms_budget`: SMS per number per day, with
 //!   growing resend intervals.
 //! - `pumping`: SMS pumping and toll-fraud rules (geo permissions, numbering plan, line types).
 //! - `template`: the SMS text around a code.

@@ -91,28 +91,34 @@ impl PhoneNumber {
 
     /// This number without a trunk prefix after its country code, when the numbering plan has
     /// one and the number is valid without it. Only numbers whose national part starts with
-    /// their country's trunk prefix pay for libphonenumber's full parse.
+    /// their country's trunk prefix pay for libphonenumber's full parse. The shorter form is
+    /// taken only if it is a number of its own (at least `MIN_DIGITS`) with no trunk prefix
+    /// left to drop, so that a parsed number parses to itself (found by fuzzing:
+    /// `+810000667766778` lost one zero per parse, `+43001118` became too short to parse).
     fn without_trunk_prefix(self) -> Self {
-        let Some((code, national)) = calling_code_split(self.digits()) else {
-            return self;
-        };
-        let Some(prefix) = &plan().trunk_prefixes[usize::from(code)] else {
-            return self;
-        };
-        if !national.starts_with(prefix.as_str()) {
-            return self;
-        }
-        match phonenumber::parse(None, &self.0) {
-            Ok(number) if number.is_valid() => {
-                let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-                if e164.len() < self.0.len() && e164.starts_with('+') {
-                    Self(e164)
-                } else {
-                    self
-                }
+        match self.trunk_dropped() {
+            Some(shorter)
+                if shorter.digits().len() >= MIN_DIGITS && shorter.trunk_dropped().is_none() =>
+            {
+                shorter
             }
             _ => self,
         }
+    }
+
+    /// The number with its trunk prefix dropped, if it has one to drop.
+    fn trunk_dropped(&self) -> Option<Self> {
+        let (code, national) = calling_code_split(self.digits())?;
+        let prefix = plan().trunk_prefixes[usize::from(code)].as_ref()?;
+        if !national.starts_with(prefix.as_str()) {
+            return None;
+        }
+        let number = phonenumber::parse(None, &self.0).ok()?;
+        if !number.is_valid() {
+            return None;
+        }
+        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        (e164.len() < self.0.len() && e164.starts_with('+')).then_some(Self(e164))
     }
 
     /// The country calling code (`31`, `1`, `979`), when the numbering plan knows it.
@@ -241,6 +247,23 @@ impl fmt::Display for Masked<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_parsed_number_parses_to_itself() {
+        // Inputs the fuzzer found (fuzz/corpus/phone/crash-*): a second parse dropped another
+        // zero, or left fewer digits than a number has.
+        for raw in [
+            "+810000667766778",
+            "+.49(01687",
+            "+.49(0168.2..",
+            "+43001118",
+            "+31 (0)6 1234 5678",
+            "+44 (0)7700 900123",
+        ] {
+            let once = PhoneNumber::parse(raw).expect("parses");
+            assert_eq!(PhoneNumber::parse(once.as_str()), Ok(once.clone()), "{raw}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -134,8 +134,15 @@ type Keyed<C> = RateLimiter<
     C,
     NoOpMiddleware<<C as Clock>::Instant>,
 >;
-type ByAddress<C> =
-    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+/// An address's budget is its client's: (the client's index, the address's key). A client can
+/// spend no other client's budget for an address by forging `X-Forwarded-For`.
+type AddressKey = (u32, IpAddr);
+type ByAddress<C> = RateLimiter<
+    AddressKey,
+    DefaultKeyedStateStore<AddressKey>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// The daemon's limiters; cheap to clone.
@@ -143,8 +150,8 @@ pub struct RateLimits<C: Clock + Clone = DefaultClock> {
     send: Arc<Keyed<C>>,
     verify: Arc<Keyed<C>>,
     global_send: Arc<Direct<C>>,
-    /// One budget per API client, by name.
-    client_send: Arc<HashMap<String, Direct<C>>>,
+    /// One budget per API client, by name, with the client's index (its addresses' key).
+    client_send: Arc<HashMap<String, (u32, Direct<C>)>>,
     ip_send: Arc<ByAddress<C>>,
     clock: C,
 }
@@ -173,13 +180,14 @@ impl<C: Clock + Clone> RateLimits<C> {
         let per_second = Quota::per_second(config.global_sends_per_second);
         let client_send = clients
             .iter()
-            .map(|client| {
+            .zip(0u32..)
+            .map(|(client, index)| {
                 let rate = client
                     .sends_per_second
                     .unwrap_or(config.client_sends_per_second);
                 let limiter =
                     RateLimiter::direct_with_clock(Quota::per_second(rate), clock.clone());
-                (client.name.clone(), limiter)
+                (client.name.clone(), (index, limiter))
             })
             .collect();
         Self {
@@ -202,8 +210,8 @@ impl<C: Clock + Clone> RateLimits<C> {
     }
 
     /// Admits one send to `phone` by `sender`, or says which limit refuses it: the sender's
-    /// own budgets first, so a flood is cut off before it spends the number's or the global
-    /// ones, then the number's, then the global ceiling.
+    /// own budgets first (its address's, then its client's), so a flood is cut off before it
+    /// spends the number's or the global ones, then the number's, then the global ceiling.
     pub fn check_send(&self, phone: &PhoneNumber, sender: Sender<'_>) -> Result<(), Refused> {
         self.check_sender(sender)?;
         self.send
@@ -219,18 +227,22 @@ impl<C: Clock + Clone> RateLimits<C> {
         self.check_global_send()
     }
 
+    /// The narrowest budget first: an end user's flood through a frontend is refused at its
+    /// address without spending the frontend's own budget, which all its users share.
     fn check_sender(&self, sender: Sender<'_>) -> Result<(), Refused> {
         // A client the limiter does not know (none: every caller is a configured client) is
         // held to no budget of its own rather than refused.
-        if let Some(budget) = self.client_send.get(sender.client) {
+        let budget = self.client_send.get(sender.client);
+        if let Some(ip) = sender.ip {
+            let client = budget.map_or(u32::MAX, |(index, _)| *index);
+            self.ip_send
+                .check_key(&(client, ip_key(ip)))
+                .map_err(|not_until| self.refused(Limit::IpSend, not_until))?;
+        }
+        if let Some((_, budget)) = budget {
             budget
                 .check()
                 .map_err(|not_until| self.refused(Limit::ClientSend, not_until))?;
-        }
-        if let Some(ip) = sender.ip {
-            self.ip_send
-                .check_key(&ip_key(ip))
-                .map_err(|not_until| self.refused(Limit::IpSend, not_until))?;
         }
         Ok(())
     }

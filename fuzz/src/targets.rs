@@ -190,7 +190,8 @@ pub fn reassembly(data: &[u8]) {
 }
 
 /// SMPP as the simulator reads it from an ESME, over a real socket: a bind, then the input as
-/// it is; the simulator must answer (or close) and go on serving the next connection.
+/// it is, then a half-close; the simulator must answer, close within a second, and go on
+/// serving the next connection.
 pub struct Smsc {
     runtime: tokio::runtime::Runtime,
     addr: std::net::SocketAddr,
@@ -257,8 +258,10 @@ impl Smsc {
             let _ = stream.write_all(&bind).await;
             let _ = stream.write_all(data).await;
             let _ = stream.shutdown().await;
+            // After the input the client has half-closed: the simulator must answer what it
+            // read and close within a second, not hold the socket (a hang AFL would miss).
             let mut sink = [0u8; 4096];
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let closed = tokio::time::timeout(Duration::from_secs(1), async {
                 while let Ok(n) = stream.read(&mut sink).await {
                     if n == 0 {
                         break;
@@ -266,6 +269,10 @@ impl Smsc {
                 }
             })
             .await;
+            assert!(
+                closed.is_ok(),
+                "the simulator held a half-closed connection for a second"
+            );
         });
     }
 }

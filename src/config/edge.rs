@@ -67,6 +67,13 @@ impl TryFrom<FileClientIp> for ClientIp {
                 .collect::<Result<_, _>>()?,
         };
         let header = file.header.as_deref().unwrap_or("x-forwarded-for");
+        if header.eq_ignore_ascii_case("forwarded") {
+            return Err(SettingError::new(
+                "server.client_ip.header",
+                "Forwarded (RFC 7239) is not read; name a header in X-Forwarded-For form \
+                 (X-Forwarded-For, X-Real-IP)",
+            ));
+        }
         let header = HeaderName::try_from(header.to_ascii_lowercase()).map_err(|_| {
             SettingError::new(
                 "server.client_ip.header",

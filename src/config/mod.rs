@@ -461,8 +461,8 @@ struct FileLimits {
     verify_period_seconds: u64,
     #[serde(default = "defaults::global_sends_per_second")]
     global_sends_per_second: u32,
-    #[serde(default = "defaults::client_sends_per_second")]
-    client_sends_per_second: u32,
+    /// Absent: half of `global_sends_per_second`.
+    client_sends_per_second: Option<u32>,
     #[serde(default = "defaults::ip_send_burst")]
     ip_send_burst: u32,
     #[serde(default = "defaults::ip_send_period_seconds")]
@@ -483,7 +483,7 @@ impl Default for FileLimits {
             verify_burst: defaults::verify_burst(),
             verify_period_seconds: defaults::verify_period_seconds(),
             global_sends_per_second: defaults::global_sends_per_second(),
-            client_sends_per_second: defaults::client_sends_per_second(),
+            client_sends_per_second: None,
             ip_send_burst: defaults::ip_send_burst(),
             ip_send_period_seconds: defaults::ip_send_period_seconds(),
             prune_interval_seconds: defaults::prune_interval_seconds(),
@@ -681,10 +681,6 @@ mod defaults {
     pub fn global_sends_per_second() -> u32 {
         1000
     }
-    /// Half the global ceiling: one client alone can never take all of it.
-    pub fn client_sends_per_second() -> u32 {
-        500
-    }
     pub fn ip_send_burst() -> u32 {
         30
     }
@@ -870,8 +866,19 @@ impl Validator {
         let clients = self.clients(file.api)?;
         let (directory, signin) = self.directory(file.directory, file.signin)?;
         let carriers = self.carriers(file.carrier, file.carriers)?;
+        let server = self.server(file.server)?;
+        if server.metrics_require_key
+            && !clients
+                .iter()
+                .any(|c| c.scopes.contains(clients::Scope::Metrics))
+        {
+            return Err(self.invalid(
+                "server.metrics_require_key",
+                "no API client has the scope metrics: /metrics would answer nobody",
+            ));
+        }
         Ok(Config {
-            server: self.server(file.server)?,
+            server,
             clients,
             directory,
             signin,
@@ -1129,10 +1136,18 @@ impl Validator {
                 "limits.global_sends_per_second",
                 limits.global_sends_per_second,
             )?,
-            client_sends_per_second: self.non_zero(
-                "limits.client_sends_per_second",
-                limits.client_sends_per_second,
-            )?,
+            // Half the ceiling unless set: one client alone can never take all of it.
+            client_sends_per_second: match limits.client_sends_per_second {
+                None => NonZeroU32::new((limits.global_sends_per_second / 2).max(1))
+                    .unwrap_or(NonZeroU32::MIN),
+                Some(rate) if rate > limits.global_sends_per_second => {
+                    return Err(self.invalid(
+                        "limits.client_sends_per_second",
+                        "must not exceed global_sends_per_second (one client could take it all)",
+                    ));
+                }
+                Some(rate) => self.non_zero("limits.client_sends_per_second", rate)?,
+            },
             ip_send: Rate {
                 burst: self.non_zero("limits.ip_send_burst", limits.ip_send_burst)?,
                 period: Duration::from_secs(self.positive(
@@ -1487,6 +1502,13 @@ source_addr = "OTPGATE"
         assert_eq!(config.otp.policy.ttl, Duration::from_secs(300));
         assert_eq!(config.otp.policy.max_attempts, 5);
         assert_eq!(config.limits.send.burst.get(), 3);
+        assert_eq!(
+            config.limits.client_sends_per_second.get(),
+            500,
+            "half of 1000"
+        );
+        assert_eq!(config.otp.verify_floor, Duration::from_millis(2));
+        assert!(config.server.https.is_none() && !config.server.metrics_require_key);
         assert_eq!(config.server.max_body_bytes, 16 * 1024);
         assert_eq!(config.server.max_connections, 4096);
         assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
@@ -1688,6 +1710,39 @@ source_addr = "OTPGATE"
                 "server.write_timeout_seconds",
             ),
             (minimal("max_parts = 0", ""), "otp.max_parts"),
+            (minimal("verify_floor_ms = 1001", ""), "otp.verify_floor_ms"),
+            (
+                minimal("", "").replace("[api]", "metrics_require_key = true\n[api]"),
+                "server.metrics_require_key",
+            ),
+            (
+                format!(
+                    "{}\n[server.client_ip]\nheader = \"Forwarded\"",
+                    minimal("", "")
+                ),
+                "server.client_ip.header",
+            ),
+            (
+                format!(
+                    "{}\n[server.client_ip]\ntrusted_proxies = [\"10.0.0.0/40\"]",
+                    minimal("", "")
+                ),
+                "server.client_ip.trusted_proxies",
+            ),
+            (
+                format!(
+                    "{}\n[server.tls]\ncert_file = \"missing.crt\"\nkey_file = \"missing.key\"",
+                    minimal("", "")
+                ),
+                "server.tls",
+            ),
+            (
+                format!(
+                    "{}\n[limits]\nglobal_sends_per_second = 10\nclient_sends_per_second = 11",
+                    minimal("", "")
+                ),
+                "limits.client_sends_per_second",
+            ),
             (
                 minimal("", "").replace("keys = [\"test-key-123\"]", "keys = []"),
                 "api.clients",

@@ -37,7 +37,7 @@ impl ClientIp {
             "fc00::/7",
         ]
         .iter()
-        .filter_map(|net| net.parse().ok())
+        .map(|net| net.parse().expect("the default ranges are valid CIDR"))
         .collect()
     }
 
@@ -56,15 +56,19 @@ impl ClientIp {
             };
         }
         // Several header lines are one list in order (RFC 9110 5.3); the last is nearest.
+        // Split as bytes: a proxy appends its hop to whatever the client sent, so a byte that
+        // is not ASCII in the client's part must not spoil the proxies' parts.
         for value in headers.get_all(&self.header).iter().rev() {
-            let Ok(text) = value.to_str() else {
-                return self.stop_at(current);
-            };
-            for hop in text.rsplit(',') {
+            for hop in value.as_bytes().rsplit(|&b| b == b',') {
                 let Some(ip) = parse_hop(hop) else {
-                    // A trusted proxy writes well-formed entries; what is left of garbage was
-                    // not written by one.
-                    return self.stop_at(current);
+                    // A trusted proxy writes well-formed entries: what cannot be read was
+                    // written by the client. The request counts under the last trusted hop,
+                    // limited like an end user's (never internal: garbage must not buy a way
+                    // around the per-address budget).
+                    return Origin {
+                        ip: current,
+                        internal: false,
+                    };
                 };
                 current = ip;
                 if !self.trusts(ip) {
@@ -75,13 +79,10 @@ impl ClientIp {
                 }
             }
         }
-        self.stop_at(current)
-    }
-
-    fn stop_at(&self, ip: IpAddr) -> Origin {
+        // Every hop was a trusted proxy.
         Origin {
-            ip,
-            internal: self.trusts(ip),
+            ip: current,
+            internal: true,
         }
     }
 }
@@ -96,8 +97,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// One entry: `192.0.2.1`, `2001:db8::1`, `192.0.2.1:4711`, `[2001:db8::1]:4711`, optionally
 /// quoted.
-fn parse_hop(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim().trim_matches('"');
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?.trim().trim_matches('"');
     hop.parse::<IpAddr>()
         .or_else(|_| hop.parse::<SocketAddr>().map(|addr| addr.ip()))
         .ok()
@@ -156,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn a_proxys_own_request_is_internal_and_garbage_stops_the_walk() {
+    fn a_proxys_own_request_is_internal_and_garbage_is_limited_not_internal() {
         let edge = client_ip(&["10.0.0.0/8", "127.0.0.1/32"]);
         assert!(edge.resolve(ip("127.0.0.1"), &HeaderMap::new()).internal);
         assert!(
@@ -165,7 +166,19 @@ mod tests {
         );
         let garbled = edge.resolve(ip("10.1.1.1"), &headers(&["198.51.100.7, not-an-ip"]));
         assert_eq!(garbled.ip, ip("10.1.1.1"));
-        assert!(garbled.internal);
+        assert!(
+            !garbled.internal,
+            "garbage must not switch the per-address limit off"
+        );
+        // A byte that is not ASCII in the client's part spoils only that part.
+        let mut map = HeaderMap::new();
+        map.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.8, 10.0.0.1").expect("value"),
+        );
+        let origin = edge.resolve(ip("10.0.0.2"), &map);
+        assert_eq!(origin.ip, ip("198.51.100.8"));
+        assert!(!origin.internal);
         assert!(
             !ClientIp::default_trusted().is_empty()
                 && client_ip(&[]).resolve(ip("127.0.0.1"), &headers(&["10.0.0.1"]))

@@ -32,6 +32,19 @@ pub struct ServeLimits {
     pub write_timeout: Duration,
 }
 
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionEnd {
+    #[error(transparent)]
+    Http(hyper::Error),
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
+    #[error("shutting down during the TLS handshake")]
+    Shutdown,
+}
+
 /// Serves `router` on `listener` (over TLS with `https`) until `shutdown`, then lets requests
 /// in progress finish.
 pub async fn serve(
@@ -82,29 +95,38 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let https = https.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let served = match https {
                 None => watcher
                     .watch(builder.serve_connection(TokioIo::new(stream), service))
                     .await
-                    .map_err(|err| err.to_string()),
+                    .map_err(ConnectionEnd::Http),
                 // The handshake counts against the header deadline: a client that opens a
                 // socket and never says hello is cut off like one that never sends a head.
+                // A shutdown does not wait for handshakes.
                 Some(acceptor) => {
-                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => watcher
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                    let tls = tokio::select! {
+                        () = shutdown.cancelled() => Err(ConnectionEnd::Shutdown),
+                        done = handshake => match done {
+                            Ok(Ok(tls)) => Ok(tls),
+                            Ok(Err(err)) => Err(ConnectionEnd::Handshake(err)),
+                            Err(_) => Err(ConnectionEnd::HandshakeTimeout),
+                        },
+                    };
+                    match tls {
+                        Ok(tls) => watcher
                             .watch(builder.serve_connection(TokioIo::new(tls), service))
                             .await
-                            .map_err(|err| err.to_string()),
-                        Ok(Err(err)) => Err(format!("TLS handshake failed: {err}")),
-                        Err(_) => Err("TLS handshake timed out".to_owned()),
+                            .map_err(ConnectionEnd::Http),
+                        Err(end) => Err(end),
                     }
                 }
             };
-            if let Err(err) = served {
-                debug!(%err, "HTTP connection ended with an error");
+            if let Err(end) = served {
+                debug!(%end, "HTTP connection ended with an error");
             }
             drop(permit);
         });

@@ -159,6 +159,9 @@ pub async fn complete(
     ApiJson(request): ApiJson<CompleteRequest>,
 ) -> Result<Response, ApiError> {
     let signin = flows(&state)?;
+    // A real flow reads the directory again and a decoy does not: the answer waits until the
+    // same floor as /v1/otp/verify, so its time does not tell a registered number.
+    let floor = tokio::time::Instant::now() + state.verify_floor;
     let code = Code::parse(&request.code, state.otp.policy().code_length)?;
     let completed = signin
         .complete(&request.flow, &code, caller.name())
@@ -166,6 +169,7 @@ pub async fn complete(
             error!(%err, "cannot finish a sign-in");
             ApiError::Internal
         })?;
+    tokio::time::sleep_until(floor).await;
     let body = match completed {
         Completed::Approved {
             user_id,

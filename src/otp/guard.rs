@@ -56,7 +56,6 @@ struct Record {
     day_failures: u32,
 }
 
-/// Per-number failure records, in memory (one instance; issue 11 moves them to Redis).
 /// Failure records the table holds before it first grows.
 const PRESIZED_RECORDS: usize = 16_384;
 
@@ -81,6 +80,7 @@ impl Outcome {
     }
 }
 
+/// Per-number failure records, in memory (one instance; issue 11 moves them to Redis).
 pub struct FailureGuard {
     records: DashMap<PhoneNumber, Record>,
     policy: GuessPolicy,
@@ -264,5 +264,34 @@ mod tests {
         );
         assert_eq!(guard.check(&p, start + DAY), Ok(()));
         assert_eq!(guard.sweep(start + DAY), 0, "nothing left to enforce");
+    }
+
+    #[test]
+    fn only_a_failure_creates_a_record_and_only_a_success_clears_one() {
+        let guard = FailureGuard::new(GuessPolicy {
+            max_consecutive_failures: 2,
+            ..GuessPolicy::default()
+        });
+        let (p, now) = (phone(), Instant::now());
+        // Nothing and a success on a number without a record leave no record.
+        assert!(!guard.settle(&p, now, Outcome::Nothing));
+        assert!(!guard.settle(&p, now, Outcome::Succeeded));
+        assert_eq!(guard.sweep(now), 0);
+        assert!(!guard.settle(&p, now, Outcome::Failed));
+        // Nothing (no code, a decoy's flow) neither counts nor clears.
+        assert!(!guard.settle(&p, now, Outcome::Nothing));
+        assert_eq!(guard.sweep(now), 1);
+        assert!(
+            guard.settle(&p, now, Outcome::Failed),
+            "the second in a row locks"
+        );
+        assert!(guard.check(&p, now).is_err());
+        assert!(!guard.settle(&p, now, Outcome::Succeeded));
+        assert!(guard.check(&p, now).is_ok());
+        assert_eq!(guard.sweep(now), 0);
+        assert_eq!(
+            Outcome::of(&crate::otp::Verdict::NotFound),
+            Outcome::Nothing
+        );
     }
 }
