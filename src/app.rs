@@ -241,6 +241,20 @@ pub fn start(
     if https.is_none() {
         say_plain_http(listeners.http.local_addr().ok());
     }
+    let in_clear: Vec<&str> = config
+        .clients
+        .iter()
+        .filter(|c| c.key_in_clear)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !in_clear.is_empty() {
+        // Names only, never a key.
+        warn!(
+            clients = %in_clear.join(", "),
+            "API keys configured in clear (keys, keys_file, sms_keys, key_file or key_env); \
+             keep only their SHA-256 with key_sha256 (otpgate hash-key)"
+        );
+    }
     let http_server = tracker.spawn(async move {
         http::serve::serve(listeners.http, router, serve_limits, https, http_shutdown).await;
     });

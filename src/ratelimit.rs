@@ -323,6 +323,7 @@ mod tests {
             webhook_secret: None,
             senders: Vec::new(),
             sends_per_second: sends_per_second.and_then(NonZeroU32::new),
+            key_in_clear: false,
         }
     }
 

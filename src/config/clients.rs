@@ -84,6 +84,9 @@ pub struct ApiClient {
     pub senders: Vec<String>,
     /// This client's own send budget (`None`: `[limits] client_sends_per_second`).
     pub sends_per_second: Option<std::num::NonZeroU32>,
+    /// The key was configured in clear (`keys`, `keys_file`, `sms_keys`, `key_file`,
+    /// `key_env`) rather than as `key_sha256`: said in the log at start.
+    pub key_in_clear: bool,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -186,6 +189,7 @@ impl Validator {
                 webhook_secret: None,
                 senders: Vec::new(),
                 sends_per_second: None,
+                key_in_clear: true,
             });
         }
         for (n, key) in api.sms_keys.iter().enumerate() {
@@ -197,6 +201,7 @@ impl Validator {
                 webhook_secret: None,
                 senders: api.sms_senders.clone(),
                 sends_per_second: None,
+                key_in_clear: true,
             });
         }
         for (n, client) in api.clients.into_iter().enumerate() {
@@ -235,6 +240,7 @@ impl Validator {
                     ));
                 }
             };
+            let key_in_clear = client.key_sha256.is_none();
             if clients.iter().any(|c| c.key_sha256 == digest) {
                 return Err(self.invalid(setting, "this key belongs to another client too"));
             }
@@ -264,6 +270,7 @@ impl Validator {
                         })
                     })
                     .transpose()?,
+                key_in_clear,
             });
         }
         if clients.is_empty() {

@@ -1509,6 +1509,8 @@ source_addr = "OTPGATE"
         );
         assert_eq!(config.otp.verify_floor, Duration::from_millis(2));
         assert!(config.server.https.is_none() && !config.server.metrics_require_key);
+        // `keys = [...]` is a key in clear, said at start.
+        assert!(config.clients.iter().all(|c| c.key_in_clear));
         assert_eq!(config.server.max_body_bytes, 16 * 1024);
         assert_eq!(config.server.max_connections, 4096);
         assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));

@@ -230,6 +230,7 @@ mod tests {
             webhook_secret: None,
             senders: Vec::new(),
             sends_per_second: None,
+            key_in_clear: false,
         };
         let clients = ApiClients::new(&[client("a", "first-key-1"), client("b", "second-key-2")]);
         assert_eq!(
