@@ -877,6 +877,19 @@ impl Validator {
                 "no API client has the scope metrics: /metrics would answer nobody",
             ));
         }
+        let limits = self.limits(&file.limits)?;
+        if let Some(client) = clients.iter().find(|c| {
+            c.sends_per_second
+                .is_some_and(|rate| rate > limits.global_sends_per_second)
+        }) {
+            return Err(self.invalid(
+                "api.clients.sends_per_second",
+                format!(
+                    "{}: must not exceed limits.global_sends_per_second (one client could take it all)",
+                    client.name
+                ),
+            ));
+        }
         Ok(Config {
             server,
             clients,
@@ -885,7 +898,7 @@ impl Validator {
             admin: self.admin(file.admin),
             // A text is counted in parts the strictest carrier would need.
             otp: self.otp(file.otp, carriers.iter().all(|c| c.allow_latin1))?,
-            limits: self.limits(&file.limits)?,
+            limits,
             limits_prune_interval: Duration::from_secs(self.positive(
                 "limits.prune_interval_seconds",
                 file.limits.prune_interval_seconds,
@@ -1744,6 +1757,15 @@ source_addr = "OTPGATE"
                     minimal("", "")
                 ),
                 "limits.client_sends_per_second",
+            ),
+            (
+                format!(
+                    "{}\n[limits]\nglobal_sends_per_second = 10\n[[api.clients]]\nname = \"x\"\n\
+                     key_sha256 = \"{}\"\nscopes = [\"otp:send\"]\nsends_per_second = 11",
+                    minimal("", ""),
+                    "ab".repeat(32)
+                ),
+                "api.clients.sends_per_second",
             ),
             (
                 minimal("", "").replace("keys = [\"test-key-123\"]", "keys = []"),

@@ -39,25 +39,41 @@ pub struct CompleteRequest {
     code: String,
 }
 
+/// Who asked, for the sign-in log: the client, its address and when (on the daemon's clock).
+struct Requester<'a> {
+    caller: &'a Caller,
+    ip: Option<std::net::IpAddr>,
+    at: SystemTime,
+}
+
+impl<'a> Requester<'a> {
+    fn of(state: &AppState, caller: &'a Caller, peer: &Peer) -> Self {
+        Self {
+            caller,
+            ip: peer.ip(),
+            at: state.clock.wall(),
+        }
+    }
+}
+
 /// A start's or a complete's record for the sign-in log.
 fn event(
+    who: &Requester<'_>,
     phase: &'static str,
     tenant: String,
     user_id: Option<String>,
     result: &'static str,
     phone: &PhoneNumber,
-    caller: &Caller,
-    ip: Option<std::net::IpAddr>,
 ) -> SignInEvent {
     SignInEvent {
-        at: SystemTime::now(),
+        at: who.at,
         tenant,
         user_id,
         phase,
         result,
         phone: phone.clone(),
-        client: caller.name().to_owned(),
-        ip,
+        client: who.caller.name().to_owned(),
+        ip: who.ip,
     }
 }
 
@@ -135,13 +151,12 @@ pub async fn start(
         }
     };
     signin.directory().record_sign_in(event(
+        &Requester::of(&state, &caller, &peer),
         "start",
         request.tenant.clone(),
         started.user_id.clone(),
         result,
         &phone,
-        &caller,
-        peer.ip(),
     ));
     debug!(to = %phone.masked(), result, "sign-in started");
     Ok((
@@ -181,13 +196,12 @@ pub async fn complete(
         } => {
             state.pumping.verified(&phone);
             signin.directory().record_sign_in(event(
+                &Requester::of(&state, &caller, &peer),
                 "complete",
                 tenant,
                 Some(user_id.clone()),
                 "approved",
                 &phone,
-                &caller,
-                peer.ip(),
             ));
             json!({
                 "status": "approved",
@@ -214,13 +228,12 @@ pub async fn complete(
         } => {
             if let (Some(tenant), Some(phone)) = (tenant, phone) {
                 signin.directory().record_sign_in(event(
+                    &Requester::of(&state, &caller, &peer),
                     "complete",
                     tenant,
                     user_id,
                     verdict.as_str(),
                     &phone,
-                    &caller,
-                    peer.ip(),
                 ));
             }
             match verdict {
