@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
@@ -116,15 +116,18 @@ pub struct Sender<'a> {
 /// The key of an address's limit: IPv4 as it is, IPv6 by its /64 (one subscriber's prefix,
 /// whose addresses are free to rotate).
 fn ip_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is (one client, one key, whichever way
+/// the socket or a proxy wrote it).
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(bits.into())
-            }
-        },
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -146,7 +149,7 @@ type ByAddress<C> = RateLimiter<
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// The daemon's limiters; cheap to clone.
-pub struct RateLimits<C: Clock + Clone = DefaultClock> {
+pub struct RateLimits<C: Clock + Clone> {
     send: Arc<Keyed<C>>,
     verify: Arc<Keyed<C>>,
     global_send: Arc<Direct<C>>,
@@ -166,12 +169,6 @@ impl<C: Clock + Clone> Clone for RateLimits<C> {
             ip_send: self.ip_send.clone(),
             clock: self.clock.clone(),
         }
-    }
-}
-
-impl RateLimits<DefaultClock> {
-    pub fn new(config: LimitsConfig, clients: &[ApiClient]) -> Self {
-        Self::with_clock(config, clients, DefaultClock::default())
     }
 }
 

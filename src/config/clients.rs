@@ -261,14 +261,7 @@ impl Validator {
                 senders: client.senders,
                 sends_per_second: client
                     .sends_per_second
-                    .map(|rate| {
-                        std::num::NonZeroU32::new(rate).ok_or_else(|| {
-                            self.invalid(
-                                format!("{setting}.sends_per_second"),
-                                "must be greater than 0",
-                            )
-                        })
-                    })
+                    .map(|rate| self.non_zero(format!("{setting}.sends_per_second"), rate))
                     .transpose()?,
                 key_in_clear,
             });

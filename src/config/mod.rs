@@ -858,7 +858,11 @@ impl Validator {
         positive(setting, value).map_err(|err| self.placed(err))
     }
 
-    fn non_zero(&self, setting: &'static str, value: u32) -> Result<NonZeroU32, ConfigError> {
+    fn non_zero(
+        &self,
+        setting: impl Into<Cow<'static, str>>,
+        value: u32,
+    ) -> Result<NonZeroU32, ConfigError> {
         NonZeroU32::new(value).ok_or_else(|| self.invalid(setting, "must be greater than 0"))
     }
 
@@ -1151,8 +1155,9 @@ impl Validator {
             )?,
             // Half the ceiling unless set: one client alone can never take all of it.
             client_sends_per_second: match limits.client_sends_per_second {
-                None => NonZeroU32::new((limits.global_sends_per_second / 2).max(1))
-                    .unwrap_or(NonZeroU32::MIN),
+                None => {
+                    NonZeroU32::new(limits.global_sends_per_second / 2).unwrap_or(NonZeroU32::MIN)
+                }
                 Some(rate) if rate > limits.global_sends_per_second => {
                     return Err(self.invalid(
                         "limits.client_sends_per_second",

@@ -8,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
+use crate::ratelimit::canonical;
+
 /// The proxies whose header is believed, and the header's name.
 #[derive(Debug, Clone)]
 pub struct ClientIp {
@@ -84,14 +86,6 @@ impl ClientIp {
             ip: current,
             internal: true,
         }
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

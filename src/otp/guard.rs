@@ -111,11 +111,6 @@ impl FailureGuard {
         }
     }
 
-    /// A wrong code for `phone` at `now`; returns whether this failure locked it.
-    pub fn failed(&self, phone: &PhoneNumber, now: Instant) -> bool {
-        self.settle(phone, now, Outcome::Failed)
-    }
-
     /// Records what one verification of `phone` came to; returns whether it locked the number.
     /// Every outcome takes the same path: one clone of the number and one lookup under the
     /// shard's write lock, so that no code, a wrong code and the right one cost the same
@@ -212,9 +207,12 @@ mod tests {
         let mut now = Instant::now();
         let p = phone();
         for _ in 0..2 {
-            assert!(!guard.failed(&p, now));
+            assert!(!guard.settle(&p, now, Outcome::Failed));
         }
-        assert!(guard.failed(&p, now), "the third in a row locks");
+        assert!(
+            guard.settle(&p, now, Outcome::Failed),
+            "the third in a row locks"
+        );
         assert_eq!(
             guard.check(&p, now),
             Err(Locked {
@@ -224,7 +222,7 @@ mod tests {
         now += Duration::from_secs(60);
         assert_eq!(guard.check(&p, now), Ok(()));
         for _ in 0..3 {
-            guard.failed(&p, now);
+            guard.settle(&p, now, Outcome::Failed);
         }
         assert_eq!(
             guard.check(&p, now).map_err(|l| l.retry_after),
@@ -233,7 +231,7 @@ mod tests {
         );
         now += Duration::from_secs(120);
         for _ in 0..3 {
-            guard.failed(&p, now);
+            guard.settle(&p, now, Outcome::Failed);
         }
         assert_eq!(
             guard.check(&p, now).map_err(|l| l.retry_after),
@@ -255,7 +253,7 @@ mod tests {
         let start = Instant::now();
         let p = phone();
         for i in 0..5 {
-            guard.failed(&p, start + Duration::from_secs(i * 60));
+            guard.settle(&p, start + Duration::from_secs(i * 60), Outcome::Failed);
         }
         let later = start + Duration::from_secs(3600);
         assert_eq!(
